@@ -1,0 +1,101 @@
+//! Copy-on-write: write faults on present pages, and which of them really copied.
+//!
+//! `exceptions:page_fault_user` sees every write fault on a present page, copy or
+//! reuse alike. A copy (`wp_page_copy`) allocates an order-0 page and then flushes
+//! the old entry from the TLB (`tlb:tlb_flush` reason `TLB_LOCAL_MM_SHOOTDOWN`, one
+//! page) in the faulting task; a reuse does neither. The fault is remembered per
+//! thread until both follow, or until `COPY_WINDOW_NS` passes, or until the
+//! thread enters one of the syscalls cowscope traces. Only a movable order-0
+//! allocation counts: page tables and other kernel allocations are unmovable.
+
+use super::state::{PENDING, Pending, TASKS, add, count, field, ids, now, page, read};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use probe_ebpf::{COPY_WINDOW_NS, MIGRATE_MOVABLE, PageKey, TLB_LOCAL_MM_SHOOTDOWN, counter, fault, task};
+
+/// `exceptions:page_fault_user`: counts write faults on present pages of followed processes.
+#[tracepoint(category = "exceptions", name = "page_fault_user")]
+pub fn page_fault_user(ctx: TracePointContext) -> u32 {
+    let (tgid, tid) = ids();
+    // SAFETY: read-only copy of a small value; a concurrent update only skews one fault.
+    let Some(t) = (unsafe { TASKS.get(tgid) }).copied() else {
+        return 0;
+    };
+    let Some(code) = read(&ctx, field!(fault_error_code)) else {
+        return 0;
+    };
+    let wanted = fault::PROT | fault::WRITE | fault::USER;
+    if code & wanted != wanted || code & fault::INSTR != 0 {
+        return 0;
+    }
+    let Some(address) = read(&ctx, field!(fault_address)) else {
+        return 0;
+    };
+    let in_window = t.live_children > 0;
+    let (faults, copies) = if t.flags & task::CHILD != 0 {
+        (counter::CHILD_FAULTS, counter::CHILD_COPIES)
+    } else if in_window {
+        (counter::PARENT_FAULTS_WINDOW, counter::PARENT_COPIES_WINDOW)
+    } else {
+        (counter::PARENT_FAULTS_OUTSIDE, counter::PARENT_COPIES_OUTSIDE)
+    };
+    count(faults);
+    let key = PageKey { tgid, epoch: if in_window { t.epoch } else { 0 }, page: address & !0xfff };
+    if let Some(p) = page(&key) {
+        // SAFETY: p points at the live map value for key.
+        add(unsafe { &raw mut (*p).faults }, 1);
+    }
+    let pending = Pending { key, ts: now(), copy_counter: copies, allocated: 0 };
+    let _ = PENDING.insert(tid, pending, 0);
+    0
+}
+
+/// `kmem:mm_page_alloc`: an order-0 allocation right after a pending write fault.
+#[tracepoint(category = "kmem", name = "mm_page_alloc")]
+pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
+    let (_, tid) = ids();
+    let Some(p) = PENDING.get_ptr_mut(tid) else {
+        return 0;
+    };
+    if read(&ctx, field!(alloc_order)) != Some(0) || read(&ctx, field!(alloc_migratetype)) != Some(MIGRATE_MOVABLE) {
+        return 0;
+    }
+    // SAFETY: p points at this thread's live entry; only this thread writes it.
+    unsafe {
+        if now().wrapping_sub((*p).ts) > COPY_WINDOW_NS {
+            let _ = PENDING.remove(tid);
+        } else {
+            (*p).allocated = 1;
+        }
+    }
+    0
+}
+
+/// `tlb:tlb_flush`: the one-page local flush that completes a copy.
+#[tracepoint(category = "tlb", name = "tlb_flush")]
+pub fn tlb_flush(ctx: TracePointContext) -> u32 {
+    let (_, tid) = ids();
+    // SAFETY: this thread's own entry, copied out.
+    let Some(p) = (unsafe { PENDING.get(tid) }).copied() else {
+        return 0;
+    };
+    if p.allocated == 0
+        || read(&ctx, field!(tlb_reason)) != Some(TLB_LOCAL_MM_SHOOTDOWN)
+        || read(&ctx, field!(tlb_pages)) != Some(1)
+    {
+        return 0;
+    }
+    let _ = PENDING.remove(tid);
+    if now().wrapping_sub(p.ts) > COPY_WINDOW_NS {
+        return 0;
+    }
+    count(p.copy_counter);
+    if let Some(t) = TASKS.get_ptr_mut(p.key.tgid) {
+        // SAFETY: t points at the live map value of the faulting process.
+        add(unsafe { &raw mut (*t).copies }, 1);
+    }
+    if let Some(s) = page(&p.key) {
+        // SAFETY: s points at the live map value for the key.
+        add(unsafe { &raw mut (*s).copies }, 1);
+    }
+    0
+}

@@ -1,0 +1,48 @@
+//! Uprobes on cowstore's marker functions, attached when the target exports them.
+
+use super::state::{TASKS, emit, ids, now};
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use probe_ebpf::{Event, event, marker};
+
+fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
+    let (tgid, tid) = ids();
+    if TASKS.get_ptr(tgid).is_none() {
+        return 0;
+    }
+    emit(Event {
+        kind: event::MARKER,
+        tgid,
+        tid,
+        aux: kind,
+        ts: now(),
+        dur: 0,
+        a: ctx.arg::<u64>(0).unwrap_or(0),
+        b: ctx.arg::<u64>(1).unwrap_or(0),
+        c: 0,
+    });
+    0
+}
+
+/// `cowstore_marker_write_acked(aof_offset: u64)`.
+#[uprobe]
+pub fn cowstore_marker_write_acked(ctx: ProbeContext) -> u32 {
+    fire(&ctx, marker::WRITE_ACKED)
+}
+
+/// `cowstore_marker_fsync_done(aof_offset: u64)`.
+#[uprobe]
+pub fn cowstore_marker_fsync_done(ctx: ProbeContext) -> u32 {
+    fire(&ctx, marker::FSYNC_DONE)
+}
+
+/// `cowstore_marker_fork(child_pid: u32)`.
+#[uprobe]
+pub fn cowstore_marker_fork(ctx: ProbeContext) -> u32 {
+    fire(&ctx, marker::FORK)
+}
+
+/// `cowstore_marker_snapshot_end(child_pid: u32, ok: u32)`.
+#[uprobe]
+pub fn cowstore_marker_snapshot_end(ctx: ProbeContext) -> u32 {
+    fire(&ctx, marker::SNAPSHOT_END)
+}

@@ -1,0 +1,61 @@
+//! Command line, in the style of BCC's libbpf-tools.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Trace what fork-based snapshots and fsync policies cost a process: fork
+/// latency, copy-on-write copies and reuses, THP behaviour, and sync latency.
+#[derive(Parser, Debug)]
+#[command(name = "cowscope", version)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v: debug, -vv: trace, including the eBPF side's log).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to record.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The two ways to pick a target.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Record a running process and every process it forks while recording.
+    Record {
+        /// Process to record.
+        #[arg(short, long)]
+        pid: u32,
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Start a command, record it until it exits, and report.
+    Run {
+        /// Run the command as this user (default: the user who ran sudo,
+        /// from SUDO_UID/SUDO_GID; `root` must be asked for explicitly).
+        #[arg(long, value_name = "USER")]
+        as_user: Option<String>,
+        #[command(flatten)]
+        options: Options,
+        /// The command and its arguments.
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+}
+
+/// Options shared by `record` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct Options {
+    /// Stop after this many seconds.
+    #[arg(short, long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Also print a report every this many seconds.
+    #[arg(short, long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Print reports as JSON (one object per line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Distinct (process, window, page) entries the in-kernel page map can hold.
+    #[arg(long, default_value_t = 1 << 22, value_name = "N")]
+    pub max_pages: u32,
+    /// Size of the event ring buffer in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub ring_mib: u32,
+}

@@ -1,0 +1,106 @@
+//! cowstore's markers: the time from a write's acknowledgement to the fsync
+//! that makes it durable, measured independently of cowstore's own figure.
+
+use crate::histo::{Latency, Summary};
+use probe_ebpf::{Event, marker};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// Acknowledged writes waiting for a covering fsync, and what has been measured.
+#[derive(Default)]
+pub struct Exposure {
+    waiting: VecDeque<(u64, u64)>,
+    exposure: Latency,
+    acked: u64,
+    fsyncs: u64,
+    durable_offset: u64,
+    forks: Vec<u32>,
+    snapshots_ok: u64,
+    snapshots_failed: u64,
+}
+
+/// Report of [`Exposure`].
+#[derive(Debug, Serialize)]
+pub struct ExposureReport {
+    /// Writes acknowledged to clients.
+    pub writes_acked: u64,
+    /// fsyncs cowstore reported done.
+    pub fsyncs_done: u64,
+    /// Highest AOF offset known durable.
+    pub durable_offset: u64,
+    /// Acknowledged writes not yet covered by an fsync when the report was made.
+    pub still_exposed: usize,
+    /// Acknowledgement to covering fsync, per write.
+    pub exposure: Summary,
+    /// Children cowstore said it forked.
+    pub forks: Vec<u32>,
+    /// Snapshots cowstore reported finished successfully.
+    pub snapshots_ok: u64,
+    /// Snapshots cowstore reported failed.
+    pub snapshots_failed: u64,
+}
+
+impl Exposure {
+    /// Records a marker hit.
+    pub fn marker(&mut self, e: &Event) {
+        match e.aux {
+            marker::WRITE_ACKED => {
+                self.acked += 1;
+                self.waiting.push_back((e.a, e.ts));
+            }
+            marker::FSYNC_DONE => {
+                self.fsyncs += 1;
+                self.durable_offset = self.durable_offset.max(e.a);
+                while let Some(&(offset, ts)) = self.waiting.front() {
+                    if offset > e.a {
+                        break;
+                    }
+                    self.exposure.record(e.ts.saturating_sub(ts));
+                    self.waiting.pop_front();
+                }
+            }
+            marker::FORK => self.forks.push(e.a as u32),
+            marker::SNAPSHOT_END if e.b as u32 != 0 => self.snapshots_ok += 1,
+            marker::SNAPSHOT_END => self.snapshots_failed += 1,
+            _ => {}
+        }
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> ExposureReport {
+        ExposureReport {
+            writes_acked: self.acked,
+            fsyncs_done: self.fsyncs,
+            durable_offset: self.durable_offset,
+            still_exposed: self.waiting.len(),
+            exposure: self.exposure.summary(),
+            forks: self.forks.clone(),
+            snapshots_ok: self.snapshots_ok,
+            snapshots_failed: self.snapshots_failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_ebpf::event;
+
+    fn hit(kind: u32, ts: u64, a: u64) -> Event {
+        Event { kind: event::MARKER, aux: kind, ts, a, ..Event::default() }
+    }
+
+    #[test]
+    fn fsync_covers_writes_up_to_its_offset() {
+        let mut x = Exposure::default();
+        x.marker(&hit(marker::WRITE_ACKED, 1_000, 100));
+        x.marker(&hit(marker::WRITE_ACKED, 2_000, 200));
+        x.marker(&hit(marker::WRITE_ACKED, 3_000, 300));
+        x.marker(&hit(marker::FSYNC_DONE, 10_000, 200));
+        let r = x.report();
+        assert_eq!(r.exposure.count, 2);
+        assert_eq!(r.still_exposed, 1);
+        assert!((9_000..9_010).contains(&r.exposure.max_ns));
+        assert_eq!(r.durable_offset, 200);
+    }
+}

@@ -1,0 +1,194 @@
+//! Loads the embedded eBPF object, patches in the kernel's tracepoint layout,
+//! attaches every program and exposes the maps. Dropping it detaches everything.
+
+use crate::report::ProgramCost;
+use anyhow::{Context, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        ProgramError, TracePoint, UProbe,
+        uprobe::{UProbeError, UProbeScope},
+    },
+};
+use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, marker};
+use std::path::Path;
+
+/// The eBPF object, built by build.rs from `probe-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowscope-ebpf"));
+
+/// Every tracepoint program: (program name, category). Program names are the tracepoint names.
+const TRACEPOINTS: &[(&str, &str)] = &[
+    ("page_fault_user", "exceptions"),
+    ("mm_page_alloc", "kmem"),
+    ("tlb_flush", "tlb"),
+    ("sched_process_fork", "sched"),
+    ("sched_process_exit", "sched"),
+    ("sys_enter_clone", "syscalls"),
+    ("sys_exit_clone", "syscalls"),
+    ("sys_enter_clone3", "syscalls"),
+    ("sys_exit_clone3", "syscalls"),
+    ("sys_enter_fork", "syscalls"),
+    ("sys_exit_fork", "syscalls"),
+    ("sys_enter_vfork", "syscalls"),
+    ("sys_exit_vfork", "syscalls"),
+    ("sys_enter_exit_group", "syscalls"),
+    ("sys_enter_fsync", "syscalls"),
+    ("sys_exit_fsync", "syscalls"),
+    ("sys_enter_fdatasync", "syscalls"),
+    ("sys_exit_fdatasync", "syscalls"),
+    ("sys_enter_sync_file_range", "syscalls"),
+    ("sys_exit_sync_file_range", "syscalls"),
+    ("sys_enter_write", "syscalls"),
+    ("sys_exit_write", "syscalls"),
+    ("sys_enter_close", "syscalls"),
+];
+
+/// Sizes of the bounded maps.
+pub struct Limits {
+    /// Entries of the per-page map.
+    pub max_pages: u32,
+    /// Bytes of the event ring buffer (a power of two multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+/// The loaded, attached programs and their maps.
+pub struct Probe {
+    ebpf: Ebpf,
+    counters: PerCpuArray<MapData, u64>,
+    tasks: HashMap<MapData, u32, Task>,
+    /// Whether the cowstore marker uprobes are attached.
+    pub markers: bool,
+}
+
+impl Probe {
+    /// Loads the object with `layout` and attaches every tracepoint program.
+    pub fn load(layout: &Layout, limits: &Limits) -> Result<Probe> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("LAYOUT", layout, true)
+            .map_max_entries("PAGES", limits.max_pages)
+            .map_max_entries("EVENTS", limits.ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| anyhow!("loading the eBPF programs failed: {}", explain(&e)))?;
+        for (name, category) in TRACEPOINTS {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load().map_err(|e| anyhow!("the kernel refused program {name}: {}", verifier(&e)))?;
+            prog.attach(category, name)
+                .map_err(|e| anyhow!("cannot attach tracepoint {category}:{name}: {}", explain(&e)))?;
+        }
+        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
+        let tasks = HashMap::try_from(ebpf.take_map("TASKS").context("TASKS")?)?;
+        Ok(Probe { ebpf, counters, tasks, markers: false })
+    }
+
+    /// Starts following `pid` (and, from then on, what it forks).
+    pub fn follow(&mut self, pid: u32) -> Result<()> {
+        let task = Task { parent: 0, live_children: 0, epoch: 0, exit_code: 0, flags: 0, copies: 0 };
+        self.tasks.insert(pid, task, 0).with_context(|| format!("cannot follow PID {pid}"))
+    }
+
+    /// Attaches uprobes to cowstore's marker functions in `exe`; returns false,
+    /// attaching nothing, when `exe` does not export the first of them.
+    pub fn attach_markers(&mut self, exe: &Path) -> Result<bool> {
+        for (i, symbol) in marker::SYMBOLS.into_iter().enumerate() {
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut(symbol)
+                .with_context(|| format!("program {symbol} missing from the object"))?
+                .try_into()?;
+            prog.load().map_err(|e| anyhow!("the kernel refused program {symbol}: {}", verifier(&e)))?;
+            match prog.attach(symbol, exe, UProbeScope::AllProcesses) {
+                Ok(_) => {}
+                Err(ProgramError::UProbeError(UProbeError::SymbolError { .. })) if i == 0 => {
+                    return Ok(false);
+                }
+                Err(e) => {
+                    let exe = exe.display();
+                    return Err(anyhow!("cannot attach a uprobe to {symbol} in {exe}: {e}"));
+                }
+            }
+        }
+        self.markers = true;
+        Ok(true)
+    }
+
+    /// Pages `pid` has copied since it was followed, while it is followed.
+    pub fn copies(&self, pid: u32) -> Option<u32> {
+        self.tasks.get(&pid, 0).ok().map(|t| t.copies)
+    }
+
+    /// Sums each counter over the CPUs.
+    pub fn counters(&self) -> Result<[u64; counter::COUNT as usize]> {
+        let mut out = [0u64; counter::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self.counters.get(&(i as u32), 0)?.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Every entry of the per-page map.
+    pub fn pages(&self) -> Result<Vec<(PageKey, PageStat)>> {
+        let map = self.ebpf.map("PAGES").context("PAGES")?;
+        let pages: HashMap<&MapData, PageKey, PageStat> = HashMap::try_from(map)?;
+        Ok(pages.iter().filter_map(|e| e.ok()).collect())
+    }
+
+    /// Takes the event ring buffer (once).
+    pub fn events(&mut self) -> Result<RingBuf<MapData>> {
+        Ok(RingBuf::try_from(self.ebpf.take_map("EVENTS").context("EVENTS")?)?)
+    }
+
+    /// Starts forwarding the programs' aya-log records to `log`.
+    pub fn logger(&mut self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        aya_log::EbpfLogger::init(&mut self.ebpf).map_err(|e| anyhow!("aya-log: {e}"))
+    }
+
+    /// Run counts and times of the programs that ran, as
+    /// `kernel.bpf_stats_enabled` accounts them (empty when it is off).
+    pub fn program_costs(&self) -> Vec<ProgramCost> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some(ProgramCost {
+                    name: name.to_string(),
+                    runs: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .filter(|c| c.runs > 0)
+            .collect()
+    }
+}
+
+/// An error's text, with what to do about it when the kernel said EPERM.
+fn explain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    if text.contains("Operation not permitted") {
+        text.push_str(
+            " (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; \
+             kernel lockdown or a security policy may also forbid it)",
+        );
+    }
+    text
+}
+
+/// The verifier's last lines, or the error itself.
+fn verifier(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            format!("{io_error}; verifier: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+        }
+        other => explain(other),
+    }
+}

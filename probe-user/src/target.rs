@@ -1,0 +1,119 @@
+//! The process to record: an existing PID, or a command cowscope starts held
+//! at a gate until the probes are attached, as the invoking user.
+
+use anyhow::{Context, Result, bail};
+use nix::{
+    sys::{
+        signal::{Signal, kill},
+        wait::{WaitPidFlag, WaitStatus, waitpid},
+    },
+    unistd::{ForkResult, Gid, Pid, Uid, User, execvp, fork, pipe, read, setgid, setgroups, setuid},
+};
+use std::{
+    ffi::CString,
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+};
+
+/// Checks that `pid` names a live process.
+pub fn existing(pid: u32) -> Result<u32> {
+    if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("no process with PID {pid}");
+    }
+    Ok(pid)
+}
+
+/// A command started by cowscope, waiting at the gate until [`Spawned::release`].
+pub struct Spawned {
+    /// Its PID.
+    pub pid: u32,
+    /// The executable it will run.
+    pub exe: PathBuf,
+    gate: Option<OwnedFd>,
+}
+
+/// Who the command runs as.
+fn identity(as_user: Option<&str>) -> Result<(Uid, Gid)> {
+    if let Some(name) = as_user {
+        let user = User::from_name(name).ok().flatten().with_context(|| format!("no user named {name}"))?;
+        return Ok((user.uid, user.gid));
+    }
+    let id = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+    match (id("SUDO_UID"), id("SUDO_GID")) {
+        (Some(u), Some(g)) => Ok((Uid::from_raw(u), Gid::from_raw(g))),
+        _ => bail!(
+            "cannot tell who invoked cowscope (no SUDO_UID/SUDO_GID): \
+             pass --as-user USER (--as-user root to run the command as root)"
+        ),
+    }
+}
+
+/// Finds `program` on `PATH` unless it names a path already.
+fn resolve(program: &str) -> Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| format!("command not found: {program}"))
+}
+
+/// Forks the command; it execs only after [`Spawned::release`].
+pub fn spawn(command: &[String], as_user: Option<&str>) -> Result<Spawned> {
+    let (uid, gid) = identity(as_user)?;
+    let exe = resolve(&command[0])?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let argv: Vec<CString> = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .context("argument contains a NUL byte")?;
+    let (gate_read, gate_write) = pipe().context("pipe")?;
+    // SAFETY: cowscope is still single-threaded here; the child only calls
+    // async-signal-safe functions before exec.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Child => {
+            drop(gate_write);
+            let mut byte = [0u8; 1];
+            if !matches!(read(&gate_read, &mut byte), Ok(1)) {
+                // cowscope gave up before attaching: never run the command.
+                unsafe { libc::_exit(126) };
+            }
+            drop(gate_read);
+            let dropped = setgroups(&[gid]).and(setgid(gid)).and(setuid(uid));
+            if dropped.is_ok() {
+                let _ = execvp(&argv[0], &argv);
+            }
+            unsafe { libc::_exit(127) };
+        }
+        ForkResult::Parent { child } => {
+            drop(gate_read);
+            Ok(Spawned { pid: child.as_raw() as u32, exe, gate: Some(gate_write) })
+        }
+    }
+}
+
+impl Spawned {
+    /// Lets the command exec.
+    pub fn release(&mut self) -> Result<()> {
+        if let Some(gate) = self.gate.take() {
+            nix::unistd::write(&gate, &[1]).context("releasing the command")?;
+        }
+        Ok(())
+    }
+
+    /// Ends the command if it still runs and reaps it; returns its wait status.
+    pub fn finish(&mut self) -> Option<WaitStatus> {
+        self.gate = None;
+        let pid = Pid::from_raw(self.pid as i32);
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                let _ = kill(pid, Signal::SIGTERM);
+                waitpid(pid, None).ok()
+            }
+            other => other.ok(),
+        }
+    }
+}

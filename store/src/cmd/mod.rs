@@ -1,0 +1,338 @@
+//! The command table and dispatch.
+//!
+//! Each command family lives in its own module and exports a `COMMANDS` table
+//! of [`Command`] entries: name, arity (negative = at least), flags, key
+//! positions, and a handler `fn(&mut Ctx, &Args)` that parses its arguments
+//! and writes its reply. [`dispatch`] does what Redis's `processCommand` does
+//! before a handler runs: lookup, arity, authentication and MULTI queueing.
+
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod debug;
+pub mod hash;
+pub mod info;
+pub mod keys;
+pub mod list;
+pub mod persistence;
+pub mod server;
+pub mod set;
+pub mod string;
+pub mod transaction;
+pub mod zset;
+
+use crate::client::{Client, QueuedCommand};
+use crate::server::Server;
+use crate::util::{parse_f64, parse_i64};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// `WRONGTYPE` error text.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// Integer parse error text.
+pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+/// Float parse error text.
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Generic syntax error text.
+pub const SYNTAX: &str = "ERR syntax error";
+/// Refusal of writes after a failed background save.
+pub const MISCONF_RDB: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+/// Arithmetic overflow error text.
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+
+/// Command flags (the names `COMMAND INFO` reports).
+pub mod flags {
+    /// May modify the keyspace.
+    pub const WRITE: u32 = 1;
+    /// Never modifies the keyspace.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory use.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 3;
+    /// O(1) or O(log N).
+    pub const FAST: u32 = 1 << 4;
+    /// Allowed before AUTH.
+    pub const NO_AUTH: u32 = 1 << 5;
+    /// Runs immediately even inside MULTI (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
+    pub const NO_QUEUE: u32 = 1 << 6;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 7;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 8;
+    /// Not allowed from scripts.
+    pub const NOSCRIPT: u32 = 1 << 9;
+
+    /// Flag names in `COMMAND INFO` order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+    ];
+}
+
+/// A command's arguments (including the name at index 0), borrowed from the
+/// query buffer.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    buf: &'a [u8],
+    ranges: &'a [(usize, usize)],
+}
+
+impl<'a> Args<'a> {
+    /// Arguments given as ranges into `buf`.
+    pub fn new(buf: &'a [u8], ranges: &'a [(usize, usize)]) -> Args<'a> {
+        Args { buf, ranges }
+    }
+
+    /// Number of arguments including the command name.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when there are no arguments.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Argument `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        let (a, b) = self.ranges[i];
+        &self.buf[a..b]
+    }
+
+    /// Arguments from `i` on.
+    pub fn from(&self, i: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let buf = self.buf;
+        self.ranges[i.min(self.ranges.len())..].iter().map(move |&(a, b)| &buf[a..b])
+    }
+
+    /// Argument `i` lowercased as a string (for option keywords).
+    pub fn lower(&self, i: usize) -> String {
+        String::from_utf8_lossy(self.get(i)).to_ascii_lowercase()
+    }
+
+    /// A self-contained copy (for MULTI queueing).
+    pub fn to_owned_command(&self) -> QueuedCommand {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::with_capacity(self.len());
+        for a in self.from(0) {
+            ranges.push((buf.len(), buf.len() + a.len()));
+            buf.extend_from_slice(a);
+        }
+        QueuedCommand { buf, ranges }
+    }
+}
+
+impl std::ops::Index<usize> for Args<'_> {
+    type Output = [u8];
+    fn index(&self, i: usize) -> &[u8] {
+        self.get(i)
+    }
+}
+
+/// A handler's view: the server and the calling client.
+pub struct Ctx<'a> {
+    /// Shared server state.
+    pub srv: &'a mut Server,
+    /// The calling client (its reply buffer is `c.reply`).
+    pub c: &'a mut Client,
+}
+
+impl Ctx<'_> {
+    /// Parses an integer argument, replying with Redis's error if it is not one.
+    pub fn int(&mut self, b: &[u8]) -> Option<i64> {
+        let v = parse_i64(b);
+        if v.is_none() {
+            self.c.reply.error(NOT_INT);
+        }
+        v
+    }
+
+    /// Parses a float argument, replying with Redis's error if it is not one.
+    pub fn float(&mut self, b: &[u8]) -> Option<f64> {
+        let v = parse_f64(b);
+        if v.is_none() {
+            self.c.reply.error(NOT_FLOAT);
+        }
+        v
+    }
+
+    /// Replies with an error.
+    pub fn err(&mut self, msg: &str) {
+        self.c.reply.error(msg);
+    }
+
+    /// The selected database's number.
+    #[inline]
+    pub fn db(&self) -> usize {
+        self.c.db
+    }
+}
+
+/// A handler: parses its arguments and writes its reply.
+pub type Handler = fn(&mut Ctx, &Args);
+
+/// One entry of the command table.
+pub struct Command {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Argument count including the name; negative means "at least -arity".
+    pub arity: i32,
+    /// Bit set of [`flags`].
+    pub flags: u32,
+    /// Position of the first key (0 = none).
+    pub first_key: i32,
+    /// Position of the last key (-1 = the last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// ACL category (`@string`, `@list`, ...), shown by COMMAND INFO.
+    pub category: &'static str,
+    /// The implementation.
+    pub handler: Handler,
+}
+
+impl Command {
+    /// True when `n` arguments satisfy the arity.
+    pub fn arity_ok(&self, n: usize) -> bool {
+        let n = n as i32;
+        if self.arity >= 0 { n == self.arity } else { n >= -self.arity }
+    }
+}
+
+/// Every command, by lowercase name.
+pub static TABLE: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::new(|| {
+    let families: &[&[Command]] = &[
+        string::COMMANDS,
+        list::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        zset::COMMANDS,
+        keys::COMMANDS,
+        server::COMMANDS,
+        connection::COMMANDS,
+        transaction::COMMANDS,
+        persistence::COMMANDS,
+    ];
+    families.iter().flat_map(|f| f.iter()).map(|c| (c.name, c)).collect()
+});
+
+/// Finds a command by name, ignoring case.
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let mut lower = [0u8; 32];
+    if name.len() > lower.len() {
+        return None;
+    }
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let key = std::str::from_utf8(&lower[..name.len()]).ok()?;
+    TABLE.get(key).copied()
+}
+
+/// Runs one request: checks it as Redis's `processCommand` does, then queues
+/// it (inside MULTI) or calls the handler.
+pub fn dispatch(srv: &mut Server, c: &mut Client, args: &Args) {
+    let Some(cmd) = lookup(args.get(0)) else {
+        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", trunc(args.get(0), 128));
+        for a in args.from(1) {
+            msg.push_str(&format!("'{}' ", trunc(a, 128)));
+        }
+        reject(srv, c, &msg);
+        return;
+    };
+    if !cmd.arity_ok(args.len()) {
+        reject_cmd(srv, c, cmd, &format!("ERR wrong number of arguments for '{}' command", cmd.name));
+        return;
+    }
+    if !c.authenticated && srv.auth_required() && cmd.flags & flags::NO_AUTH == 0 {
+        reject_cmd(srv, c, cmd, "NOAUTH Authentication required.");
+        return;
+    }
+    if (cmd.flags & flags::WRITE != 0 || cmd.name == "ping")
+        && let Some(e) = srv.write_error()
+    {
+        reject(srv, c, &e);
+        return;
+    }
+    if cmd.flags & flags::NO_QUEUE == 0
+        && let Some(m) = c.multi.as_mut()
+    {
+        m.queued.push(args.to_owned_command());
+        c.reply.raw(b"+QUEUED\r\n");
+        return;
+    }
+    call(srv, c, cmd, args);
+}
+
+/// Calls a command's handler and updates the counters.
+pub fn call(srv: &mut Server, c: &mut Client, cmd: &'static Command, args: &Args) {
+    srv.ks.now = crate::util::now_ms();
+    c.last_interaction_ms = srv.ks.now;
+    c.last_cmd = cmd.name;
+    let (db, dirty) = (c.db, srv.ks.dirty);
+    let mut ctx = Ctx { srv, c };
+    (cmd.handler)(&mut ctx, args);
+    srv.stats.commands_processed += 1;
+    if srv.aof.logging() {
+        crate::aof::propagate_expired(srv);
+        if srv.ks.dirty != dirty && cmd.flags & flags::WRITE != 0 {
+            crate::aof::propagate(srv, db, args);
+        }
+    }
+    srv.prop_override = None;
+}
+
+/// Rejects a command; a rejected EXEC also discards the transaction, as in Redis.
+fn reject_cmd(srv: &mut Server, c: &mut Client, cmd: &Command, msg: &str) {
+    if cmd.name == "exec" {
+        srv.stats.error_replies += 1;
+        return transaction::abort(srv, c, msg);
+    }
+    reject(srv, c, msg);
+}
+
+fn reject(srv: &mut Server, c: &mut Client, msg: &str) {
+    if let Some(m) = c.multi.as_mut() {
+        m.failed = true;
+    }
+    srv.stats.error_replies += 1;
+    c.reply.error(msg);
+}
+
+fn trunc(b: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(n)]).into_owned()
+}
+
+/// Normalises a Redis range `[start, end]` (negative = from the end) over
+/// `len` items; `None` when empty.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 { (len + start).max(0) } else { start };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    if s > e || s >= len || len == 0 { None } else { Some((s as usize, e as usize)) }
+}
+
+/// Shorthand for building table entries.
+#[allow(clippy::too_many_arguments)]
+pub const fn command(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    category: &'static str,
+    handler: Handler,
+) -> Command {
+    Command { name, arity, flags, first_key, last_key, step, category, handler }
+}

@@ -1,0 +1,349 @@
+//! The event loop: one thread accepts connections, reads requests, runs
+//! commands and writes replies, like Redis's `ae` loop.
+//!
+//! Each pass: wait for readiness (at most until the next cron tick), read and
+//! execute whatever requests arrived, then in [`before_sleep`] write the
+//! replies produced during the pass. Replies are only ever written there, so
+//! anything that must happen before a reply leaves (the AOF write and, with
+//! `appendfsync always`, its fsync) has exactly one place to go.
+//!
+//! **Fork safety.** This thread is the only one that touches the keyspace and
+//! the clients, and it forks only between commands, so a child sees every data
+//! structure at rest and needs no lock held by anyone.
+
+use crate::client::{Client, READ_CHUNK};
+use crate::cmd::{Args, dispatch};
+use crate::protocol::request::{ArgSource, Limits};
+use crate::server::Server;
+use crate::{cron, notice, verbose, warning};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Tokens at and above this value are listeners.
+const LISTENER_BASE: usize = usize::MAX - 64;
+/// Reads per client per pass before others get a turn.
+const MAX_READS_PER_PASS: usize = 16;
+/// Bytes written per client per pass before others get a turn.
+const MAX_WRITE_PER_PASS: usize = 1 << 20;
+/// Output buffers larger than this are freed once written.
+const REPLY_KEEP_CAPACITY: usize = 64 * 1024;
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// The loop's own state besides the server.
+struct Loop {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    /// Clients with replies to write in `before_sleep`.
+    pending_write: Vec<usize>,
+    /// Clients that still had input when their read budget ran out.
+    pending_read: Vec<usize>,
+}
+
+/// Binds the configured addresses and serves until shutdown.
+pub fn serve(srv: &mut Server) -> io::Result<()> {
+    let poll = Poll::new()?;
+    let mut listeners = Vec::new();
+    for (i, host) in srv.config.bind.iter().enumerate() {
+        let ip: std::net::IpAddr = host
+            .trim_start_matches('-')
+            .parse()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("bind: '{host}' is not an IP address")))?;
+        let mut l = TcpListener::bind(SocketAddr::new(ip, srv.config.port)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("Could not create server TCP listening socket {host}:{}: {e}", srv.config.port),
+            )
+        })?;
+        poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+        srv.tcp_port = l.local_addr()?.port();
+        srv.listener_fds.push(std::os::fd::AsRawFd::as_raw_fd(&l));
+        listeners.push(l);
+    }
+    install_signal_handlers();
+    notice!("Ready to accept connections tcp on port {}", srv.tcp_port);
+    let mut lp = Loop { poll, listeners, pending_write: Vec::new(), pending_read: Vec::new() };
+    let mut events = Events::with_capacity(1024);
+    let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
+    let mut next_cron = Instant::now() + period;
+    loop {
+        let timeout = if lp.pending_read.is_empty() {
+            next_cron.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        if let Err(e) = lp.poll.poll(&mut events, Some(timeout))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            return Err(e);
+        }
+        for ev in events.iter() {
+            let t = ev.token().0;
+            if t >= LISTENER_BASE {
+                accept(srv, &mut lp, t - LISTENER_BASE);
+                continue;
+            }
+            if ev.is_writable() {
+                lp.pending_write.push(t);
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                read_client(srv, &mut lp, t);
+            }
+        }
+        for t in std::mem::take(&mut lp.pending_read) {
+            read_client(srv, &mut lp, t);
+        }
+        before_sleep(srv, &mut lp);
+        if Instant::now() >= next_cron {
+            cron::run(srv);
+            let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
+            next_cron = Instant::now() + period;
+        }
+        if SIGNALLED.swap(false, Ordering::Relaxed) {
+            warning!("Received SIGTERM scheduling shutdown...");
+            if crate::snapshot::prepare_shutdown(srv, crate::server::ShutdownSave::Default).is_ok() {
+                srv.shutdown = Some(crate::server::ShutdownSave::Default);
+            }
+        }
+        if srv.shutdown.is_some() {
+            return Ok(());
+        }
+    }
+}
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let _ = sigaction(Signal::SIGTERM, &act);
+        let _ = sigaction(Signal::SIGINT, &act);
+        let _ = sigaction(Signal::SIGPIPE, &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()));
+    }
+}
+
+fn accept(srv: &mut Server, lp: &mut Loop, idx: usize) {
+    loop {
+        let (mut stream, addr) = match lp.listeners[idx].accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warning!("Accepting client connection: {e}");
+                return;
+            }
+        };
+        srv.stats.connections_received += 1;
+        if srv.clients.len() >= srv.config.maxclients {
+            let _ = stream.write(b"-ERR max number of clients reached\r\n");
+            srv.stats.rejected_connections += 1;
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let id = srv.new_client_id();
+        let authed = !srv.auth_required();
+        let token = srv.clients.insert(Client::connected(id, stream, authed));
+        let mut c = srv.clients.take(token).expect("just inserted");
+        let conn = c.conn.as_mut().expect("network client");
+        if let Err(e) = lp.poll.registry().register(&mut conn.stream, Token(token), Interest::READABLE) {
+            warning!("Registering client: {e}");
+            srv.clients.release(token);
+            continue;
+        }
+        srv.clients.put_back(token, c);
+        verbose!("Accepted {addr}");
+    }
+}
+
+/// Reads what a client sent and runs every complete request in it.
+fn read_client(srv: &mut Server, lp: &mut Loop, token: usize) {
+    let Some(mut c) = srv.clients.take(token) else { return };
+    let mut closed = false;
+    let mut reads = 0;
+    while !c.close_after_reply {
+        let conn = c.conn.as_mut().expect("network client");
+        make_room(conn);
+        match conn.stream.read(&mut conn.qbuf[conn.qlen..]) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => {
+                conn.qlen += n;
+                srv.stats.net_input_bytes += n as u64;
+                process_input(srv, &mut c);
+                let conn = c.conn.as_ref().expect("network client");
+                if conn.qlen - conn.qpos > srv.config.client_query_buffer_limit {
+                    warning!("Closing client that reached max query buffer length: {}", c.info_line(srv.ks.now));
+                    closed = true;
+                    break;
+                }
+                reads += 1;
+                if reads >= MAX_READS_PER_PASS {
+                    lp.pending_read.push(token);
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                verbose!("Reading from client: {e}");
+                closed = true;
+                break;
+            }
+        }
+    }
+    if closed {
+        free_client(srv, lp, token, c);
+        return;
+    }
+    if !c.reply.buf.is_empty() {
+        lp.pending_write.push(token);
+    }
+    srv.clients.put_back(token, c);
+}
+
+/// Ensures spare room for the next read: compacts parsed bytes away, then
+/// grows (a big bulk in progress gets room for more of itself, up to 1 MiB).
+fn make_room(conn: &mut crate::client::Conn) {
+    let want = conn.parser.pending_bulk().map_or(READ_CHUNK, |b| (b + 2).clamp(READ_CHUNK, 1 << 20));
+    if conn.qbuf.len() - conn.qlen >= want.min(READ_CHUNK) {
+        return;
+    }
+    let keep = conn.parser.keep_from(conn.qpos);
+    if keep > 0 {
+        conn.qbuf.copy_within(keep..conn.qlen, 0);
+        conn.parser.shift(keep);
+        conn.qlen -= keep;
+        conn.qpos -= keep;
+    }
+    if conn.qbuf.len() - conn.qlen < want {
+        let new_len = (conn.qlen + want).max(conn.qbuf.len() * 2).max(READ_CHUNK);
+        conn.qbuf.resize(new_len, 0);
+    }
+}
+
+/// Parses and runs every complete request in the client's query buffer.
+fn process_input(srv: &mut Server, c: &mut Client) {
+    let conn = c.conn.as_mut().expect("network client");
+    let qbuf = std::mem::take(&mut conn.qbuf);
+    let mut parser = std::mem::take(&mut conn.parser);
+    let (mut qpos, qlen) = (conn.qpos, conn.qlen);
+    while !c.close_after_reply {
+        let lim = Limits {
+            max_bulk: srv.config.proto_max_bulk_len,
+            unauthenticated: !c.authenticated && srv.auth_required(),
+        };
+        match parser.parse(&qbuf[..qlen], &mut qpos, lim) {
+            Ok(true) => {
+                let (ranges, src) = parser.args();
+                let buf = if src == ArgSource::Inline { parser.inline_buf() } else { &qbuf[..qlen] };
+                dispatch(srv, c, &Args::new(buf, ranges));
+            }
+            Ok(false) => break,
+            Err(e) => {
+                verbose!("Protocol error ({}) from client: {}", e.0, c.info_line(srv.ks.now));
+                c.reply.error(&format!("ERR Protocol error: {}", e.0));
+                srv.stats.error_replies += 1;
+                c.close_after_reply = true;
+            }
+        }
+    }
+    let conn = c.conn.as_mut().expect("network client");
+    if parser.at_boundary() && qpos == qlen {
+        qpos = 0;
+        conn.qlen = 0;
+        if qbuf.len() > 4 * READ_CHUNK {
+            // A large request was served: give the memory back.
+            conn.qbuf = Vec::new();
+            conn.qpos = 0;
+            conn.parser = parser;
+            return;
+        }
+    }
+    conn.qbuf = qbuf;
+    conn.qpos = qpos;
+    conn.parser = parser;
+}
+
+/// Writes pending replies; runs once per pass, after all commands of the pass.
+fn before_sleep(srv: &mut Server, lp: &mut Loop) {
+    // The AOF write (and with `always` its fdatasync) precedes every reply of the pass.
+    crate::aof::flush(srv, false);
+    let mut pending = std::mem::take(&mut lp.pending_write);
+    pending.sort_unstable();
+    pending.dedup();
+    for token in pending {
+        let Some(mut c) = srv.clients.take(token) else { continue };
+        match write_client(srv, &mut c) {
+            Ok(done) => {
+                let conn = c.conn.as_mut().expect("network client");
+                if done && c.close_after_reply {
+                    free_client(srv, lp, token, c);
+                    continue;
+                }
+                let want_write = !done;
+                if want_write != conn.want_write {
+                    conn.want_write = want_write;
+                    let interest =
+                        if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                    if lp.poll.registry().reregister(&mut conn.stream, Token(token), interest).is_err() {
+                        free_client(srv, lp, token, c);
+                        continue;
+                    }
+                }
+                srv.clients.put_back(token, c);
+            }
+            Err(_) => free_client(srv, lp, token, c),
+        }
+    }
+}
+
+/// Writes as much of the reply buffer as the socket takes; `Ok(true)` when all of it went.
+fn write_client(srv: &mut Server, c: &mut Client) -> io::Result<bool> {
+    let conn = c.conn.as_mut().expect("network client");
+    let mut budget = MAX_WRITE_PER_PASS;
+    while conn.written < c.reply.buf.len() {
+        let end = c.reply.buf.len().min(conn.written + budget);
+        match conn.stream.write(&c.reply.buf[conn.written..end]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.written += n;
+                srv.stats.net_output_bytes += n as u64;
+                budget = budget.saturating_sub(n);
+                if budget == 0 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    if conn.written == c.reply.buf.len() {
+        conn.written = 0;
+        c.reply.buf.clear();
+        if c.reply.buf.capacity() > REPLY_KEEP_CAPACITY {
+            c.reply.buf = Vec::new();
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn free_client(srv: &mut Server, lp: &mut Loop, token: usize, mut c: Box<Client>) {
+    if let Some(conn) = c.conn.as_mut() {
+        let _ = lp.poll.registry().deregister(&mut conn.stream);
+    }
+    srv.ks.unwatch_all(c.id);
+    srv.clients.release(token);
+    verbose!("Client closed connection id={}", c.id);
+}

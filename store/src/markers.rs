@@ -1,0 +1,44 @@
+//! USDT-style markers: named, never-inlined `extern "C"` functions called at
+//! the moments a profiler wants to see, so a uprobe on the symbol observes
+//! them with their arguments in registers and nothing to parse.
+//!
+//! cowscope attaches to these by name (see docs/cowscope.md). Each body
+//! passes a distinct constant through `black_box`, so the calls cannot be
+//! optimised away and the linker cannot fold two markers into one address
+//! (a uprobe on one would then fire for all). [`KEEP`] stops fat LTO from
+//! dropping the symbols. The cost is one call.
+
+use std::hint::black_box;
+
+/// A write was acknowledged to its client; its AOF bytes end at `aof_offset`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn cowstore_marker_write_acked(aof_offset: u64) {
+    black_box((1u8, aof_offset));
+}
+
+/// An fsync completed; everything up to `aof_offset` is durable.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn cowstore_marker_fsync_done(aof_offset: u64) {
+    black_box((2u8, aof_offset));
+}
+
+/// The server forked a snapshot or rewrite child.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn cowstore_marker_fork(child_pid: u32) {
+    black_box((3u8, child_pid));
+}
+
+/// A snapshot or rewrite child was reaped; `ok` is 1 on success.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn cowstore_marker_snapshot_end(child_pid: u32, ok: u32) {
+    black_box((4u8, child_pid, ok));
+}
+
+/// Keeps every marker in the final executable.
+#[used]
+pub static KEEP: (extern "C" fn(u64), extern "C" fn(u64), extern "C" fn(u32), extern "C" fn(u32, u32)) =
+    (cowstore_marker_write_acked, cowstore_marker_fsync_done, cowstore_marker_fork, cowstore_marker_snapshot_end);

@@ -1,0 +1,110 @@
+//! Differential tests: every script in `tests/scripts/*.txt` is run against
+//! cowstore and against Debian's redis-server 7.0, and the replies must be
+//! identical byte for byte.
+//!
+//! Script lines are commands in inline syntax (see `common::split_line`).
+//! Prefixes change how a reply is compared:
+//! - `!unordered <cmd>`: the reply is an array compared as a multiset
+//!   (SMEMBERS, HGETALL of a large hash, ...), nested one level for pairs
+//!   when the command is HGETALL-like (`!pairs`);
+//! - `!ignore <cmd>`: the command runs on both but replies are not compared
+//!   (random results);
+//! - `!len <cmd>`: only the array length is compared;
+//! - `# ...` is a comment; `!flush` runs FLUSHALL on both.
+
+mod common;
+use common::{RedisServer, Resp, Server, read_resp, resp_request, split_line};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn new(port: u16) -> Conn {
+        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        Conn { r: BufReader::new(w.try_clone().unwrap()), w }
+    }
+    fn call(&mut self, args: &[Vec<u8>]) -> Resp {
+        self.w.write_all(&resp_request(args)).unwrap();
+        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
+    }
+}
+
+/// Renders a reply readably for failure messages.
+fn show(r: &Resp) -> String {
+    match r {
+        Resp::Line(k, b) => format!("{}{}", *k as char, String::from_utf8_lossy(b)),
+        Resp::Bulk(_, b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Resp::NullBulk => "(nil)".into(),
+        Resp::NullArray => "(nil array)".into(),
+        Resp::Agg(k, v) => format!("{}[{}]", *k as char, v.iter().map(show).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn sorted_items(r: &Resp, pairs: bool) -> Resp {
+    match r {
+        Resp::Agg(k, items) => {
+            let mut v: Vec<Resp> =
+                if pairs { items.chunks(2).map(|c| Resp::Agg(b'*', c.to_vec())).collect() } else { items.clone() };
+            v.sort();
+            Resp::Agg(*k, v)
+        }
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn scripts_match_redis_server() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let ours = Server::start(&[]);
+    let theirs = RedisServer::start(&[]);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for f in files.iter().filter(|p| p.extension().is_some_and(|e| e == "txt")) {
+        let (mut a, mut b) = (Conn::new(ours.port), Conn::new(theirs.port));
+        a.call(&[b"FLUSHALL".to_vec()]);
+        b.call(&[b"FLUSHALL".to_vec()]);
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (mode, cmd) = match line.split_once(' ') {
+                Some((m, rest)) if m.starts_with('!') => (m, rest),
+                _ if line == "!flush" => ("!flush", "FLUSHALL"),
+                _ => ("", line),
+            };
+            let args = split_line(cmd);
+            let (ra, rb) = (a.call(&args), b.call(&args));
+            let same = match mode {
+                "!ignore" => true,
+                "!unordered" => sorted_items(&ra, false) == sorted_items(&rb, false),
+                "!pairs" => sorted_items(&ra, true) == sorted_items(&rb, true),
+                "!len" => match (&ra, &rb) {
+                    (Resp::Agg(_, x), Resp::Agg(_, y)) => x.len() == y.len(),
+                    _ => ra == rb,
+                },
+                _ => ra == rb,
+            };
+            checked += 1;
+            if !same {
+                failures.push(format!(
+                    "{}:{}: {line}\n  cowstore:     {}\n  redis-server: {}",
+                    f.file_name().unwrap().to_string_lossy(),
+                    n + 1,
+                    show(&ra),
+                    show(&rb)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} replies differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 0);
+}

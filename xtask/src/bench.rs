@@ -1,0 +1,21 @@
+//! `cargo xtask bench ...`: the benchmarks (not tests: they print figures).
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// cowscope's overhead: server throughput with and without it attached,
+    /// per-event cost of its programs, and bpftrace doing the same counting.
+    Probe(crate::bench_probe::Args),
+}
+
+impl Bench {
+    /// Runs the chosen benchmark.
+    pub fn run(self) -> Result<()> {
+        match self {
+            Bench::Probe(args) => crate::bench_probe::run(args),
+        }
+    }
+}

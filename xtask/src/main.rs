@@ -1,0 +1,44 @@
+//! `cargo xtask`: the project's task runner.
+//!
+//! Every task does its own set-up, so each README command works on a fresh machine.
+
+mod bench;
+mod bench_probe;
+mod demo;
+mod setup;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project tasks for cowstore and cowscope.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what builds and tests need (idempotent, quick when done already).
+    Setup,
+    /// Set up, then run every test in the workspace.
+    Test,
+    /// The demo: cowstore snapshots under write load while cowscope records it.
+    Demo(demo::Args),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Test => {
+            setup::run()?;
+            setup::cargo(&["test", "--workspace", "--release"])
+        }
+        Task::Bench(bench) => bench.run(),
+        Task::Demo(args) => demo::run(args),
+    }
+}
