@@ -141,7 +141,7 @@ impl Default for Config {
             no_appendfsync_on_rewrite: false,
             aof_load_truncated: true,
             aof_use_rdb_preamble: true,
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,

@@ -75,11 +75,8 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
     let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
     let mut next_cron = Instant::now() + period;
     loop {
-        let timeout = if lp.pending_read.is_empty() {
-            next_cron.saturating_duration_since(Instant::now())
-        } else {
-            Duration::ZERO
-        };
+        let busy = !lp.pending_read.is_empty() || !lp.pending_write.is_empty();
+        let timeout = if busy { Duration::ZERO } else { next_cron.saturating_duration_since(Instant::now()) };
         if let Err(e) = lp.poll.poll(&mut events, Some(timeout))
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -104,6 +101,9 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
         before_sleep(srv, &mut lp);
         if Instant::now() >= next_cron {
             cron::run(srv);
+            // Clients the cron marked for closing (idle `timeout`) get no more
+            // reads; the next write pass frees them once their replies are out.
+            lp.pending_write.extend(srv.clients.iter().filter(|(_, c)| c.close_after_reply).map(|(t, _)| t));
             let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
             next_cron = Instant::now() + period;
         }
@@ -171,6 +171,7 @@ fn read_client(srv: &mut Server, lp: &mut Loop, token: usize) {
     while !c.close_after_reply {
         let conn = c.conn.as_mut().expect("network client");
         make_room(conn);
+        let room = conn.qbuf.len() - conn.qlen;
         match conn.stream.read(&mut conn.qbuf[conn.qlen..]) {
             Ok(0) => {
                 closed = true;
@@ -184,6 +185,11 @@ fn read_client(srv: &mut Server, lp: &mut Loop, token: usize) {
                 if conn.qlen - conn.qpos > srv.config.client_query_buffer_limit {
                     warning!("Closing client that reached max query buffer length: {}", c.info_line(srv.ks.now));
                     closed = true;
+                    break;
+                }
+                if n < room {
+                    // A short read emptied the socket: the next arrival is a new
+                    // edge, so skip the read that would only say EAGAIN.
                     break;
                 }
                 reads += 1;
@@ -284,14 +290,21 @@ fn before_sleep(srv: &mut Server, lp: &mut Loop) {
     for token in pending {
         let Some(mut c) = srv.clients.take(token) else { continue };
         match write_client(srv, &mut c) {
-            Ok(done) => {
+            Ok(outcome) => {
                 let conn = c.conn.as_mut().expect("network client");
-                if done && c.close_after_reply {
+                if outcome == Written::All && c.close_after_reply {
                     free_client(srv, lp, token, c);
                     continue;
                 }
-                let want_write = !done;
-                if want_write != conn.want_write {
+                if outcome == Written::Budget {
+                    // The socket still takes data, so no writable edge will come: continue next pass.
+                    lp.pending_write.push(token);
+                }
+                let want_write = outcome == Written::Blocked;
+                // Re-arm even when WRITABLE is registered already: epoll is
+                // edge-triggered, and a write that stopped at the per-pass
+                // budget (not at WouldBlock) raises no new edge by itself.
+                if want_write || want_write != conn.want_write {
                     conn.want_write = want_write;
                     let interest =
                         if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
@@ -307,8 +320,19 @@ fn before_sleep(srv: &mut Server, lp: &mut Loop) {
     }
 }
 
-/// Writes as much of the reply buffer as the socket takes; `Ok(true)` when all of it went.
-fn write_client(srv: &mut Server, c: &mut Client) -> io::Result<bool> {
+/// How far a write got.
+#[derive(PartialEq, Eq)]
+enum Written {
+    /// The whole reply buffer.
+    All,
+    /// The socket is full: wait for a writable event.
+    Blocked,
+    /// This pass's budget is used up: more next pass.
+    Budget,
+}
+
+/// Writes as much of the reply buffer as the socket and this pass's budget allow.
+fn write_client(srv: &mut Server, c: &mut Client) -> io::Result<Written> {
     let conn = c.conn.as_mut().expect("network client");
     let mut budget = MAX_WRITE_PER_PASS;
     while conn.written < c.reply.buf.len() {
@@ -319,8 +343,8 @@ fn write_client(srv: &mut Server, c: &mut Client) -> io::Result<bool> {
                 conn.written += n;
                 srv.stats.net_output_bytes += n as u64;
                 budget = budget.saturating_sub(n);
-                if budget == 0 {
-                    break;
+                if budget == 0 && conn.written < c.reply.buf.len() {
+                    return Ok(Written::Budget);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -334,9 +358,9 @@ fn write_client(srv: &mut Server, c: &mut Client) -> io::Result<bool> {
         if c.reply.buf.capacity() > REPLY_KEEP_CAPACITY {
             c.reply.buf = Vec::new();
         }
-        return Ok(true);
+        return Ok(Written::All);
     }
-    Ok(false)
+    Ok(Written::Blocked)
 }
 
 fn free_client(srv: &mut Server, lp: &mut Loop, token: usize, mut c: Box<Client>) {

@@ -388,7 +388,7 @@ fn inline_commands() {
 fn pipelining_ten_thousand_commands_in_one_write() {
     let s = Server::start(&[]);
     let mut other = Bystander::new(s.port);
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = Vec::new();
     for i in 0..10_000 {

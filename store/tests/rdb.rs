@@ -3,7 +3,7 @@
 //! Debian's redis-server 7.0 in both directions.
 
 mod common;
-use common::data::{capture, load_mixed};
+use common::data::{assert_same, capture, load_mixed};
 use common::{RedisServer, Server, q, temp_dir};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -121,7 +121,7 @@ fn cowstore_dump_loads_in_redis_server() {
     std::fs::copy(&dump, dir.join("dump.rdb")).unwrap();
     let r = RedisServer::start_in(dir, &[]);
     let mut rc = r.client();
-    assert_eq!(capture(&mut rc), ours);
+    assert_same(&capture(&mut rc), &ours, "redis-server on cowstore's dump");
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn redis_server_dump_loads_in_cowstore() {
         std::fs::copy(r.dir.join("dump.rdb"), dir.join("dump.rdb")).unwrap();
         let s = Server::start_in(dir, &[]);
         let mut c = s.client();
-        assert_eq!(capture(&mut c), theirs, "rdbcompression {compression}");
+        assert_same(&capture(&mut c), &theirs, &format!("rdbcompression {compression}"));
         assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), q::<i64>(&mut rc, &["DBSIZE"]));
     }
 }

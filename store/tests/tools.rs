@@ -120,7 +120,7 @@ fn redis_cli_pipe_mass_insertion() {
         proto.extend(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).into_bytes());
     }
     for i in 0..1000 {
-        proto.extend(format!("*2\r\n$4\r\nINCR\r\n$5\r\nctr{}\r\n", i % 10).into_bytes());
+        proto.extend(format!("*2\r\n$4\r\nINCR\r\n$4\r\nctr{}\r\n", i % 10).into_bytes());
     }
     let (out, err) = cli(s.port, &["--pipe"], &proto);
     assert!(out.contains("errors: 0, replies: 101000"), "stdout: {out}\nstderr: {err}");

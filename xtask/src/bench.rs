@@ -9,6 +9,8 @@ pub enum Bench {
     /// cowscope's overhead: server throughput with and without it attached,
     /// per-event cost of its programs, and bpftrace doing the same counting.
     Probe(crate::bench_probe::Args),
+    /// cowstore against redis-server: SET/GET throughput and latency, and RSS.
+    Store(crate::bench_store::Args),
 }
 
 impl Bench {
@@ -16,6 +18,7 @@ impl Bench {
     pub fn run(self) -> Result<()> {
         match self {
             Bench::Probe(args) => crate::bench_probe::run(args),
+            Bench::Store(args) => crate::bench_store::run(args),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_probe;
+mod bench_store;
 mod demo;
 mod setup;
 

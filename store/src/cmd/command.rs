@@ -130,21 +130,27 @@ fn sorted() -> Vec<&'static Command> {
     v
 }
 
+/// Commands that Redis 7.0 defines as containers of subcommands: COMMAND INFO
+/// shows them without flags or keys (those belong to the subcommands).
+const CONTAINERS: &[&str] = &["client", "config", "object"];
+
 fn info_entry(ctx: &mut Ctx, c: &Command) {
+    let container = CONTAINERS.contains(&c.name);
     let r = &mut ctx.c.reply;
     r.array(10);
     r.bulk(c.name.as_bytes());
     r.int(c.arity as i64);
-    let flags: Vec<&str> = NAMES.iter().filter(|(f, _)| c.flags & f != 0).map(|(_, n)| *n).collect();
+    let flags: Vec<&str> = NAMES.iter().filter(|(f, _)| !container && c.flags & f != 0).map(|(_, n)| *n).collect();
     r.set(flags.len());
     for f in flags {
         r.simple(f);
     }
-    r.int(c.first_key as i64);
-    r.int(c.last_key as i64);
-    r.int(c.step as i64);
+    let keys = if container { [0; 3] } else { [c.first_key, c.last_key, c.step] };
+    for k in keys {
+        r.int(k as i64);
+    }
     r.set(1);
-    r.simple(c.category);
+    r.simple(if container { "@slow" } else { c.category });
     r.array(0);
     r.array(0);
     r.array(0);

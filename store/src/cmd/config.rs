@@ -80,7 +80,7 @@ fn get(ctx: &mut Ctx, a: &Args) {
 /// Applies every pair or none, checking as Redis does: first every name
 /// (unknown, immutable, repeated), then every value on a copy of the config.
 fn set(ctx: &mut Ctx, a: &Args) {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return ctx.err(SYNTAX);
     }
     let mut chosen: Vec<(&OptionDef, &'static str, String)> = Vec::new();

@@ -6,8 +6,8 @@ use super::{Args, Command, Ctx, command};
 
 /// The connection command table.
 pub const COMMANDS: &[Command] = &[
-    command("ping", -1, FAST | STALE, 0, 0, 0, "@connection", ping),
-    command("echo", 2, FAST, 0, 0, 0, "@connection", echo),
+    command("ping", -1, FAST, 0, 0, 0, "@connection", ping),
+    command("echo", 2, FAST | LOADING | STALE, 0, 0, 0, "@connection", echo),
     command("select", 2, FAST | LOADING | STALE, 0, 0, 0, "@connection", select),
     command("auth", -2, NO_AUTH | FAST | LOADING | STALE | NOSCRIPT, 0, 0, 0, "@connection", auth),
     command("hello", -1, NO_AUTH | FAST | LOADING | STALE | NOSCRIPT, 0, 0, 0, "@connection", hello),

@@ -288,6 +288,8 @@ fn hincrbyfloat(ctx: &mut Ctx, a: &Args) {
     };
     let lim = Limits::of(&ctx.srv.config);
     set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, &text[..])), &lim);
+    // Logged as the result, so replay does not depend on float rounding.
+    ctx.srv.propagate_as(&[&[b"HSET", key, field, &text]]);
     ctx.srv.ks.dirty += 1;
     ctx.c.reply.bulk(&text);
 }

@@ -69,7 +69,6 @@ fn server(srv: &Server, out: &mut String) {
     field!(out, "arch_bits", 64);
     field!(out, "monotonic_clock", "POSIX clock_gettime");
     field!(out, "multiplexing_api", "epoll");
-    field!(out, "mem_allocator", "jemalloc");
     field!(out, "process_id", std::process::id());
     field!(out, "process_supervised", "no");
     field!(out, "run_id", srv.run_id);

@@ -100,7 +100,7 @@ fn expire_generic(ctx: &mut Ctx, a: &Args, mul: i64, relative: bool, name: &str)
     let current = ctx.srv.ks.expire_at(db, key);
     let allowed = match current {
         None => !(xx || gt),
-        Some(cur) => !nx && !(gt && when <= cur) && !(lt && when >= cur),
+        Some(cur) => !(nx || (gt && when <= cur) || (lt && when >= cur)),
     };
     if !allowed {
         return ctx.c.reply.int(0);
@@ -274,7 +274,8 @@ fn scan(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     let mut found: Vec<Vec<u8>> = Vec::new();
     let dict = &ctx.srv.ks.dbs[db].dict;
-    let mut iterations = o.count * 10;
+    // COUNT comes from the client: saturate rather than overflow.
+    let mut iterations = o.count.saturating_mul(10);
     loop {
         cursor = dict.scan(cursor, |n| {
             let matched = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &n.key, false))

@@ -243,11 +243,11 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
 /// it (inside MULTI) or calls the handler.
 pub fn dispatch(srv: &mut Server, c: &mut Client, args: &Args) {
     let Some(cmd) = lookup(args.get(0)) else {
-        let mut msg = format!("ERR unknown command '{}', with args beginning with: ", trunc(args.get(0), 128));
-        for a in args.from(1) {
-            msg.push_str(&format!("'{}' ", trunc(a, 128)));
+        if let Some(m) = c.multi.as_mut() {
+            m.failed = true;
         }
-        reject(srv, c, &msg);
+        srv.stats.error_replies += 1;
+        c.reply.raw(&unknown_command(args));
         return;
     };
     if !cmd.arity_ok(args.len()) {
@@ -309,8 +309,32 @@ fn reject(srv: &mut Server, c: &mut Client, msg: &str) {
     c.reply.error(msg);
 }
 
-fn trunc(b: &[u8], n: usize) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(n)]).into_owned()
+/// Redis's "unknown command" error, byte for byte: the name and arguments are
+/// printed as C strings (up to a NUL), the arguments 128 bytes in all, and
+/// newlines become spaces.
+fn unknown_command(args: &Args) -> Vec<u8> {
+    let cstr = |b: &'_ [u8]| -> usize { b.iter().position(|&c| c == 0).unwrap_or(b.len()) };
+    let name = args.get(0);
+    let mut msg = b"-ERR unknown command '".to_vec();
+    msg.extend_from_slice(&name[..cstr(name).min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let start = msg.len();
+    for a in args.from(1) {
+        let used = msg.len() - start;
+        if used >= 128 {
+            break;
+        }
+        msg.push(b'\'');
+        msg.extend_from_slice(&a[..cstr(a).min(128 - used)]);
+        msg.extend_from_slice(b"' ");
+    }
+    for b in &mut msg {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    msg.extend_from_slice(b"\r\n");
+    msg
 }
 
 /// Normalises a Redis range `[start, end]` (negative = from the end) over

@@ -367,6 +367,34 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = crate::util::Rng::new(42);
+        let alphabet = b"*$:+-\r\n0123456789-\"' abcSETGET\x00\xff";
+        for _ in 0..20_000 {
+            let len = rng.below(64) as usize;
+            let input: Vec<u8> = (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let mut p = RequestParser::default();
+            let mut pos = 0;
+            let lim = Limits { max_bulk: 1 << 20, unauthenticated: rng.below(2) == 0 };
+            // Feed in two pieces to exercise resumption; stop at the first error.
+            let cut = if len > 0 { rng.below(len as u64) as usize } else { 0 };
+            for end in [cut, len] {
+                loop {
+                    match p.parse(&input[..end], &mut pos, lim) {
+                        Ok(true) => {
+                            let (ranges, src) = p.args();
+                            let buf = if src == ArgSource::Inline { p.inline_buf() } else { &input[..end] };
+                            assert!(ranges.iter().all(|&(a, b)| a <= b && b <= buf.len()));
+                        }
+                        Ok(false) | Err(_) => break,
+                    }
+                }
+                assert!(pos <= end);
+            }
+        }
+    }
+
+    #[test]
     fn errors_match_redis() {
         let e = |b: &[u8]| parse_all(b).unwrap_err().0;
         assert_eq!(e(b"*x\r\n"), "invalid multibulk length");

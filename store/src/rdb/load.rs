@@ -452,3 +452,75 @@ fn read_value<R: Read>(rd: &mut Reader<R>, t: u8, lim: &Limits) -> Res<Option<Va
     };
     Ok((!empty).then_some(val))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::save::{RdbWriter, SaveOptions};
+
+    /// Builds a dump by hand with the pre-7.0 plain encodings (types 1, 2, 3,
+    /// 4 and an old seconds expiry) that Redis 7.0 still loads.
+    fn old_style_dump() -> Vec<u8> {
+        let mut w = RdbWriter::new(Vec::new(), SaveOptions { compression: false, checksum: true, aof_base: false });
+        w.header().unwrap();
+        let mut raw = |w: &mut RdbWriter<Vec<u8>>, t: u8, key: &[u8]| {
+            w.put_raw(&[t]).unwrap();
+            w.put_string(key).unwrap();
+        };
+        raw(&mut w, op::LIST, b"oldlist");
+        w.put_len(2).unwrap();
+        w.put_string(b"a").unwrap();
+        w.put_string(b"12").unwrap();
+        raw(&mut w, op::SET, b"oldset");
+        w.put_len(2).unwrap();
+        w.put_string(b"x").unwrap();
+        w.put_string(b"y").unwrap();
+        raw(&mut w, op::ZSET, b"oldzset");
+        w.put_len(2).unwrap();
+        w.put_string(b"m1").unwrap();
+        w.put_raw(&[3]).unwrap();
+        w.put_raw(b"1.5").unwrap();
+        w.put_string(b"m2").unwrap();
+        w.put_raw(&[254]).unwrap(); // +inf
+        w.put_raw(&[op::EXPIRETIME]).unwrap();
+        w.put_raw(&2_000_000_000i32.to_le_bytes()).unwrap();
+        raw(&mut w, op::HASH, b"oldhash");
+        w.put_len(1).unwrap();
+        w.put_string(b"f").unwrap();
+        w.put_string(b"v").unwrap();
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn loads_old_plain_types() {
+        let mut ks = Keyspace::new(16);
+        let opts = LoadOptions { verify_checksum: true, skip_expired: true, limits: Limits::default() };
+        let st = load_rdb(&old_style_dump()[..], &mut ks, opts).unwrap();
+        assert_eq!(st.keys_loaded, 4);
+        let d = &ks.dbs[0];
+        let Some(Value::List(l)) = d.dict.get(b"oldlist") else { panic!("list") };
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"12"]);
+        let Some(Value::ZSet(z)) = d.dict.get(b"oldzset") else { panic!("zset") };
+        assert_eq!(z.iter().map(|(_, s)| s).collect::<Vec<_>>(), vec![1.5, f64::INFINITY]);
+        assert_eq!(d.expires.get(b"oldhash"), Some(&2_000_000_000_000));
+        let Some(Value::Set(s)) = d.dict.get(b"oldset") else { panic!("set") };
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn truncation_anywhere_is_an_error_never_a_panic() {
+        let dump = old_style_dump();
+        for cut in 0..dump.len() {
+            let mut ks = Keyspace::new(16);
+            let opts = LoadOptions { verify_checksum: true, skip_expired: true, limits: Limits::default() };
+            assert!(load_rdb(&dump[..cut], &mut ks, opts).is_err(), "cut at {cut}");
+        }
+        for i in 9..dump.len() {
+            let mut bad = dump.clone();
+            bad[i] ^= 0x5a;
+            let mut ks = Keyspace::new(16);
+            let opts = LoadOptions { verify_checksum: true, skip_expired: true, limits: Limits::default() };
+            assert!(load_rdb(&bad[..], &mut ks, opts).is_err(), "flip at {i}");
+        }
+    }
+}

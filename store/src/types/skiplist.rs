@@ -5,52 +5,50 @@
 //! (how many entries it jumps over), so rank lookups, rank ranges and "how
 //! many entries come before X" are O(log n) like in Redis.
 //!
-//! Layout: nodes live in one `Vec` and are named by `u32` index (index 0 is
-//! the header, which is never a link target, so 0 doubles as "no node"). A
-//! node's links live in a second, shared `Vec<u32>`: at the node's `links`
-//! offset comes its height `h`, then `h` pairs of (forward, span). Freed node
-//! slots and freed link blocks (per height) are reused, and the whole list is
-//! rebuilt compactly once most of it has been deleted. A node costs 32 bytes
-//! plus 4 + 8·h bytes of links (h averages 1.33), with no per-node allocation
-//! beyond the member's own (members up to 12 bytes are inline).
+//! Layout: a node is a block of `u32` words in one shared `Vec`, named by its
+//! offset there: height, member slot, backward link, the score's two halves,
+//! then a (forward, span) pair per level. Keeping the score next to the links
+//! means a search touches one cache line per hop; the member (in a separate
+//! `Vec<SBytes>`) is only read to break score ties. The header is the block
+//! at offset 0, which is never a link target, so 0 doubles as "no node".
+//! Freed blocks (per height) and member slots are reused, and the list is
+//! rebuilt compactly once most of it has been deleted. An entry costs
+//! 16 bytes of member slot plus 20 + 8·h bytes of block (h averages 1.33),
+//! with no allocation of its own beyond a member longer than 12 bytes.
 //!
-//! Limits: at most `u32::MAX - 1` entries (far beyond what fits in memory
-//! with the per-entry cost above).
+//! Limits: blocks are addressed by `u32`, so a list holds at most about
+//! 500 million entries (16 GiB of blocks).
 
 use crate::sbytes::SBytes;
 use std::cmp::Ordering;
 
 /// Highest node level (as Redis's `ZSKIPLIST_MAXLEVEL`).
 const MAX_LEVEL: usize = 32;
-/// The header's index; also "no node" in forward and backward links.
+/// The header's block; also "no node" in forward and backward links.
 const HEAD: u32 = 0;
 const NIL: u32 = 0;
-/// Lists with at least this many slots are compacted when under a quarter full.
+/// Block word offsets.
+const HEIGHT: usize = 0;
+const MEMBER: usize = 1;
+const BACK: usize = 2;
+const SCORE: usize = 3;
+const LEVELS: usize = 5;
+/// Lists with at least this many member slots are compacted when under a quarter full.
 const COMPACT_MIN_SLOTS: usize = 64;
-
-#[derive(Clone)]
-struct Node {
-    member: SBytes,
-    score: f64,
-    /// The previous node (NIL for the first).
-    backward: u32,
-    /// Offset of this node's height and links in `SkipList::links`.
-    links: u32,
-}
 
 /// A skiplist of (member, score) entries ordered by score, then member bytes.
 #[derive(Clone)]
 pub struct SkipList {
-    nodes: Vec<Node>,
-    links: Vec<u32>,
+    blocks: Vec<u32>,
+    members: Vec<SBytes>,
+    /// Member slots of deleted entries.
+    free_members: Vec<u32>,
+    /// Freed blocks by height, chained through their first forward word.
+    free_blocks: [u32; MAX_LEVEL + 1],
     /// Number of levels in use (at least 1).
     level: usize,
     len: usize,
     tail: u32,
-    /// Freed node slots, chained through `backward`.
-    free_node: u32,
-    /// Freed link blocks by height, chained through their first forward slot.
-    free_links: [u32; MAX_LEVEL + 1],
     rng: u64,
 }
 
@@ -70,17 +68,16 @@ fn before(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
 impl SkipList {
     /// An empty list (the header only).
     pub fn new() -> SkipList {
-        let mut links = Vec::with_capacity(1 + 2 * MAX_LEVEL);
-        links.push(MAX_LEVEL as u32);
-        links.resize(1 + 2 * MAX_LEVEL, 0);
+        let mut blocks = vec![0; LEVELS + 2 * MAX_LEVEL];
+        blocks[HEIGHT] = MAX_LEVEL as u32;
         SkipList {
-            nodes: vec![Node { member: SBytes::empty(), score: 0.0, backward: NIL, links: 0 }],
-            links,
+            blocks,
+            members: vec![SBytes::empty()],
+            free_members: Vec::new(),
+            free_blocks: [NIL; MAX_LEVEL + 1],
             level: 1,
             len: 0,
             tail: NIL,
-            free_node: NIL,
-            free_links: [NIL; MAX_LEVEL + 1],
             rng: 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -99,30 +96,64 @@ impl SkipList {
 
     #[inline]
     fn fwd(&self, x: u32, lvl: usize) -> u32 {
-        self.links[self.nodes[x as usize].links as usize + 1 + 2 * lvl]
+        self.blocks[x as usize + LEVELS + 2 * lvl]
     }
 
     #[inline]
     fn span(&self, x: u32, lvl: usize) -> usize {
-        self.links[self.nodes[x as usize].links as usize + 2 + 2 * lvl] as usize
+        self.blocks[x as usize + LEVELS + 1 + 2 * lvl] as usize
     }
 
     #[inline]
     fn set_fwd(&mut self, x: u32, lvl: usize, to: u32) {
-        let o = self.nodes[x as usize].links as usize + 1 + 2 * lvl;
-        self.links[o] = to;
+        self.blocks[x as usize + LEVELS + 2 * lvl] = to;
     }
 
     #[inline]
     fn set_span(&mut self, x: u32, lvl: usize, span: usize) {
-        let o = self.nodes[x as usize].links as usize + 2 + 2 * lvl;
-        self.links[o] = span as u32;
+        self.blocks[x as usize + LEVELS + 1 + 2 * lvl] = span as u32;
+    }
+
+    #[inline]
+    fn back(&self, x: u32) -> u32 {
+        self.blocks[x as usize + BACK]
+    }
+
+    #[inline]
+    fn set_back(&mut self, x: u32, to: u32) {
+        self.blocks[x as usize + BACK] = to;
+    }
+
+    #[inline]
+    fn score(&self, x: u32) -> f64 {
+        let o = x as usize + SCORE;
+        f64::from_bits(self.blocks[o] as u64 | (self.blocks[o + 1] as u64) << 32)
+    }
+
+    #[inline]
+    fn set_score(&mut self, x: u32, s: f64) {
+        let o = x as usize + SCORE;
+        let bits = s.to_bits();
+        self.blocks[o] = bits as u32;
+        self.blocks[o + 1] = (bits >> 32) as u32;
+    }
+
+    #[inline]
+    fn member(&self, x: u32) -> &[u8] {
+        &self.members[self.blocks[x as usize + MEMBER] as usize]
     }
 
     #[inline]
     fn entry(&self, x: u32) -> (&[u8], f64) {
-        let n = &self.nodes[x as usize];
-        (n.member.as_bytes(), n.score)
+        (self.member(x), self.score(x))
+    }
+
+    /// True when node `x` sorts before (score, member); reads the member
+    /// only on a score tie.
+    #[inline]
+    fn node_before(&self, x: u32, score: f64, member: &[u8]) -> bool {
+        let s = self.score(x);
+        s < score || (s == score && self.member(x) < member)
     }
 
     /// A level for a new node: 1 plus one more with probability 1/4 each time.
@@ -136,43 +167,46 @@ impl SkipList {
     }
 
     fn alloc_node(&mut self, member: SBytes, score: f64, height: usize) -> u32 {
-        let off = match self.free_links[height] {
+        let x = match self.free_blocks[height] {
             NIL => {
-                let off = self.links.len();
-                self.links.push(height as u32);
-                self.links.resize(off + 1 + 2 * height, 0);
-                off as u32
+                let off = self.blocks.len();
+                self.blocks.resize(off + LEVELS + 2 * height, 0);
+                u32::try_from(off).expect("sorted set too large")
             }
             off => {
-                self.free_links[height] = self.links[off as usize + 1];
+                let o = off as usize;
+                self.free_blocks[height] = self.blocks[o + LEVELS];
+                self.blocks[o + LEVELS..o + LEVELS + 2 * height].fill(0);
                 off
             }
         };
-        let node = Node { member, score, backward: NIL, links: off };
-        match self.free_node {
-            NIL => {
-                let idx = u32::try_from(self.nodes.len()).expect("sorted set too large");
-                self.nodes.push(node);
-                idx
+        let slot = match self.free_members.pop() {
+            Some(i) => {
+                self.members[i as usize] = member;
+                i
             }
-            idx => {
-                self.free_node = self.nodes[idx as usize].backward;
-                self.nodes[idx as usize] = node;
-                idx
+            None => {
+                self.members.push(member);
+                (self.members.len() - 1) as u32
             }
-        }
+        };
+        let o = x as usize;
+        self.blocks[o + HEIGHT] = height as u32;
+        self.blocks[o + MEMBER] = slot;
+        self.blocks[o + BACK] = NIL;
+        self.set_score(x, score);
+        x
     }
 
     fn free_node(&mut self, x: u32) -> (SBytes, f64) {
-        let n = &mut self.nodes[x as usize];
-        let member = std::mem::replace(&mut n.member, SBytes::empty());
-        let score = n.score;
-        let off = n.links;
-        n.backward = self.free_node;
-        self.free_node = x;
-        let height = self.links[off as usize] as usize;
-        self.links[off as usize + 1] = self.free_links[height];
-        self.free_links[height] = off;
+        let o = x as usize;
+        let slot = self.blocks[o + MEMBER];
+        let member = std::mem::replace(&mut self.members[slot as usize], SBytes::empty());
+        self.free_members.push(slot);
+        let score = self.score(x);
+        let height = self.blocks[o + HEIGHT] as usize;
+        self.blocks[o + LEVELS] = self.free_blocks[height];
+        self.free_blocks[height] = x;
         (member, score)
     }
 
@@ -185,11 +219,7 @@ impl SkipList {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let f = self.fwd(x, i);
-                if f == NIL {
-                    break;
-                }
-                let (fm, fs) = self.entry(f);
-                if !before(fs, fm, score, &member) {
+                if f == NIL || !self.node_before(f, score, &member) {
                     break;
                 }
                 rank[i] += self.span(x, i);
@@ -218,10 +248,10 @@ impl SkipList {
         for (i, &u) in update.iter().enumerate().take(self.level).skip(height) {
             self.set_span(u, i, self.span(u, i) + 1);
         }
-        self.nodes[x as usize].backward = update[0];
+        self.set_back(x, update[0]);
         match self.fwd(x, 0) {
             NIL => self.tail = x,
-            next => self.nodes[next as usize].backward = x,
+            next => self.set_back(next, x),
         }
         self.len += 1;
     }
@@ -233,11 +263,7 @@ impl SkipList {
         for i in (0..self.level).rev() {
             loop {
                 let f = self.fwd(x, i);
-                if f == NIL {
-                    break;
-                }
-                let (fm, fs) = self.entry(f);
-                if !before(fs, fm, score, member) {
+                if f == NIL || !self.node_before(f, score, member) {
                     break;
                 }
                 x = f;
@@ -258,10 +284,10 @@ impl SkipList {
                 self.set_span(u, i, self.span(u, i) - 1);
             }
         }
-        let back = self.nodes[x as usize].backward;
+        let back = self.back(x);
         match self.fwd(x, 0) {
             NIL => self.tail = back,
-            next => self.nodes[next as usize].backward = back,
+            next => self.set_back(next, back),
         }
         while self.level > 1 && self.fwd(HEAD, self.level - 1) == NIL {
             self.level -= 1;
@@ -273,7 +299,7 @@ impl SkipList {
     pub fn remove(&mut self, member: &[u8], score: f64) -> Option<SBytes> {
         let update = self.path_to(score, member);
         let x = self.fwd(update[0], 0);
-        if x == NIL || self.nodes[x as usize].score != score || self.nodes[x as usize].member.as_bytes() != member {
+        if x == NIL || self.score(x) != score || self.member(x) != member {
             return None;
         }
         self.unlink(x, &update);
@@ -287,16 +313,13 @@ impl SkipList {
     pub fn update_score(&mut self, member: &[u8], cur: f64, new: f64) {
         let update = self.path_to(cur, member);
         let x = self.fwd(update[0], 0);
-        debug_assert!(x != NIL && self.nodes[x as usize].member.as_bytes() == member);
+        debug_assert!(x != NIL && self.member(x) == member);
         if x == NIL {
             return;
         }
-        let back = self.nodes[x as usize].backward;
-        let next = self.fwd(x, 0);
-        if (back == NIL || self.nodes[back as usize].score < new)
-            && (next == NIL || self.nodes[next as usize].score > new)
-        {
-            self.nodes[x as usize].score = new;
+        let (back, next) = (self.back(x), self.fwd(x, 0));
+        if (back == NIL || self.score(back) < new) && (next == NIL || self.score(next) > new) {
+            self.set_score(x, new);
             return;
         }
         self.unlink(x, &update);
@@ -314,14 +337,14 @@ impl SkipList {
                 if f == NIL {
                     break;
                 }
-                let (fm, fs) = self.entry(f);
-                if !(fs < score || (fs == score && fm <= member)) {
+                let fs = self.score(f);
+                if !(fs < score || (fs == score && self.member(f) <= member)) {
                     break;
                 }
                 rank += self.span(x, i);
                 x = f;
             }
-            if x != HEAD && self.nodes[x as usize].member.as_bytes() == member {
+            if x != HEAD && self.member(x) == member {
                 return Some(rank - 1);
             }
         }
@@ -454,18 +477,18 @@ impl SkipList {
         removed
     }
 
-    /// Rebuilds the arena when most of its slots are free, so a list that
+    /// Rebuilds the list when most of its slots are free, so a list that
     /// shrank gives its memory back.
     fn maybe_compact(&mut self) {
-        if self.nodes.len() < COMPACT_MIN_SLOTS || self.len * 4 >= self.nodes.len() {
+        if self.members.len() < COMPACT_MIN_SLOTS || self.len * 4 >= self.members.len() {
             return;
         }
         let mut entries = Vec::with_capacity(self.len);
         let mut x = self.tail;
         while x != NIL {
-            let n = &mut self.nodes[x as usize];
-            entries.push((std::mem::replace(&mut n.member, SBytes::empty()), n.score));
-            x = n.backward;
+            let slot = self.blocks[x as usize + MEMBER] as usize;
+            entries.push((std::mem::replace(&mut self.members[slot], SBytes::empty()), self.score(x)));
+            x = self.back(x);
         }
         let rng = self.rng;
         *self = SkipList::new();
@@ -493,7 +516,7 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         let x = self.cur;
-        self.cur = if self.rev { self.list.nodes[x as usize].backward } else { self.list.fwd(x, 0) };
+        self.cur = if self.rev { self.list.back(x) } else { self.list.fwd(x, 0) };
         Some(self.list.entry(x))
     }
 }
@@ -564,12 +587,12 @@ mod tests {
             assert!(l.remove(&m, s).is_none());
         }
         check(&l, &model);
-        assert!(l.nodes.len() < 2000, "compacted: {}", l.nodes.len());
+        assert!(l.members.len() < 2000, "compacted: {}", l.members.len());
         assert_eq!(l.partition_point(|_, s| s < 250.0), model.iter().filter(|e| e.1 < 250.0).count());
-        let slots = l.nodes.len();
+        let slots = l.members.len();
         l.remove_range(0, 1, |_, _| {});
         l.insert(SBytes::new(b"again"), 1.0);
-        assert_eq!(l.nodes.len(), slots, "freed slot reused");
+        assert_eq!(l.members.len(), slots, "freed slot reused");
         assert!(l.get(l.len()).is_none());
     }
 

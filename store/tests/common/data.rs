@@ -13,7 +13,7 @@ pub fn capture(con: &mut redis::Connection) -> BTreeMap<(u32, Vec<u8>), String> 
         for k in keys {
             let t: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
             let v = match t.as_str() {
-                "string" => format!("{:?}", redis::cmd("GET").arg(&k).query::<Vec<u8>>(con).unwrap()),
+                "string" => String::from_utf8_lossy(&redis::cmd("GET").arg(&k).query::<Vec<u8>>(con).unwrap()).escape_debug().to_string(),
                 "list" => {
                     format!("{:?}", redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Vec<Vec<u8>>>(con).unwrap())
                 }
@@ -39,6 +39,28 @@ pub fn capture(con: &mut redis::Connection) -> BTreeMap<(u32, Vec<u8>), String> 
     }
     q::<String>(con, &["SELECT", "0"]);
     out
+}
+
+/// Asserts two captures are equal, listing only the keys that differ.
+pub fn assert_same(got: &BTreeMap<(u32, Vec<u8>), String>, want: &BTreeMap<(u32, Vec<u8>), String>, what: &str) {
+    let mut diffs = Vec::new();
+    for (k, v) in want {
+        match got.get(k) {
+            None => diffs.push(format!("missing db{} {:?}", k.0, String::from_utf8_lossy(&k.1))),
+            Some(g) if g != v => diffs.push(format!(
+                "db{} {:?}: got {} want {}",
+                k.0,
+                String::from_utf8_lossy(&k.1),
+                &g[..g.len().min(200)],
+                &v[..v.len().min(200)]
+            )),
+            _ => {}
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k)) {
+        diffs.push(format!("extra db{} {:?}", k.0, String::from_utf8_lossy(&k.1)));
+    }
+    assert!(diffs.is_empty(), "{what}: {} keys differ:\n{}", diffs.len(), diffs.join("\n"));
 }
 
 /// Fills a server with every type in small and large encodings, integers,

@@ -233,8 +233,12 @@ impl RedisServer {
                 if let Ok(Some(_)) = r.child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return r;
+                // Ready once it answers PING (not -LOADING while it reads its files).
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    let mut buf = [0u8; 64];
+                    if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG")) {
+                        return r;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
