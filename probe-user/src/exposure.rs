@@ -46,7 +46,13 @@ impl Exposure {
         match e.aux {
             marker::WRITE_ACKED => {
                 self.acked += 1;
-                self.waiting.push_back((e.a, e.ts));
+                if e.a <= self.durable_offset {
+                    // Made durable before its reply (`appendfsync always`, or an
+                    // everysec fsync that finished first): never exposed.
+                    self.exposure.record(0);
+                } else {
+                    self.waiting.push_back((e.a, e.ts));
+                }
             }
             marker::FSYNC_DONE => {
                 self.fsyncs += 1;
@@ -102,5 +108,18 @@ mod tests {
         assert_eq!(r.still_exposed, 1);
         assert!((9_000..9_010).contains(&r.exposure.max_ns));
         assert_eq!(r.durable_offset, 200);
+    }
+
+    #[test]
+    fn write_acked_after_its_fsync_is_not_exposed() {
+        // `appendfsync always`: fdatasync, fsync_done, then the replies.
+        let mut x = Exposure::default();
+        x.marker(&hit(marker::FSYNC_DONE, 1_000, 300));
+        x.marker(&hit(marker::WRITE_ACKED, 2_000, 100));
+        x.marker(&hit(marker::WRITE_ACKED, 2_100, 300));
+        x.marker(&hit(marker::WRITE_ACKED, 2_200, 400));
+        let r = x.report();
+        assert_eq!((r.writes_acked, r.exposure.count, r.still_exposed), (3, 2, 1));
+        assert!(r.exposure.max_ns <= 1, "{:?}", r.exposure);
     }
 }

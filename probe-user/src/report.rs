@@ -195,6 +195,16 @@ impl Report {
                     "    target copied {pages} pages ({:.1} MiB) before the child called exit",
                     (pages * 4096) as f64 / MIB
                 );
+                let row = self.cow.windows.iter().find(|r| r.child == w.child && r.epoch == w.epoch);
+                if let Some(own) = row.map(|r| r.child_faults.copied_pages) {
+                    let private = pages + own;
+                    let _ = writeln!(
+                        out,
+                        "    with the child's own {own} copies, {private} pages ({:.1} MiB) were private to the child \
+                         (what a Private_Dirty figure such as rdb_last_cow_size counts)",
+                        (private * 4096) as f64 / MIB
+                    );
+                }
             }
             if !w.vmstat_delta.is_empty() {
                 let _ = writeln!(out, "    vmstat over the window: {}", vmstat_line(&w.vmstat_delta));

@@ -1,6 +1,7 @@
 //! The recording loop: drains the ring buffer and the eBPF log as they become
-//! readable, samples the gauge, prints periodic reports, and stops on the
-//! duration, the target's exit, Ctrl-C or SIGTERM.
+//! readable (and the ring every [`GAUGE_PERIOD`], for the records the programs
+//! send without a wake-up), samples the gauge, prints periodic reports, and
+//! stops on the duration, the target's exit, Ctrl-C or SIGTERM.
 
 use crate::{loader::Probe, recorder::Recorder};
 use anyhow::{Context, Result};
@@ -13,7 +14,7 @@ use tokio::{
     time::{Instant, interval, sleep_until},
 };
 
-/// How often the memory gauge is sampled.
+/// How often the memory gauge is sampled and the ring buffer drained unprompted.
 const GAUGE_PERIOD: Duration = Duration::from_millis(100);
 
 /// When and how to report while recording.
@@ -86,8 +87,12 @@ pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan) -> Resul
                     guard.clear_ready();
                 }
             }
-            _ = gauge.tick() => rec.sample(probe),
+            _ = gauge.tick() => {
+                drain(ring.get_mut(), rec);
+                rec.sample(probe);
+            }
             _ = sleep_until(next_report) => {
+                drain(ring.get_mut(), rec);
                 print(&rec.report(probe, "interval")?, plan.json)?;
                 next_report += plan.interval.unwrap_or(Duration::MAX / 4);
             }

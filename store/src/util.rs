@@ -116,7 +116,8 @@ pub fn fmt_g17(d: f64) -> String {
 /// Formats a double as Redis's `d2string` (listpack/RDB text of a score):
 /// integers without a fraction, else `%.17g`.
 pub fn fmt_d2string(d: f64) -> String {
-    if d.is_finite() && d.fract() == 0.0 && d.abs() < 4503599627370496.0 && d != 0.0 {
+    // Redis 7.0's d2string prints integral values within ±LLONG_MAX/2 as integers.
+    if d.is_finite() && d.fract() == 0.0 && d.abs() < (i64::MAX / 2) as f64 && d != 0.0 {
         return (d as i64).to_string();
     }
     fmt_g17(d)

@@ -71,6 +71,13 @@ fn load_with_rewrites(c: &mut redis::Connection) {
         .ignore()
         .query(c)
         .unwrap();
+    // Random and float results must be logged as what happened, not as asked.
+    let _: Option<String> = redis::cmd("SPOP").arg("set-str").query(c).unwrap();
+    let _: Vec<String> = redis::cmd("SPOP").arg("set-bigint").arg(5).query(c).unwrap();
+    let _: Vec<String> = redis::cmd("SPOP").arg("set-bigint").arg(690).query(c).unwrap();
+    let _: String = redis::cmd("HINCRBYFLOAT").arg("hash-small").arg("fl").arg("0.1").query(c).unwrap();
+    let _: String = redis::cmd("HINCRBYFLOAT").arg("hash-small").arg("fl").arg("0.2").query(c).unwrap();
+    let _: Vec<String> = redis::cmd("SPOP").arg("set-int").arg(100).query(c).unwrap();
 }
 
 #[test]
@@ -116,7 +123,11 @@ fn cowstore_loads_redis_server_aof() {
         let base_kind = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
         assert!(base_kind.contains(if preamble == "yes" { ".base.rdb" } else { ".base.aof" }), "{base_kind}");
         let s = Server::start_in(dir, &["--appendonly", "yes"]);
-        assert_same(&capture(&mut s.client()), &theirs, &format!("cowstore on redis-server's AOF, preamble {preamble}"));
+        assert_same(
+            &capture(&mut s.client()),
+            &theirs,
+            &format!("cowstore on redis-server's AOF, preamble {preamble}"),
+        );
     }
 }
 

@@ -12,11 +12,9 @@ fn encoding(c: &mut redis::Connection, key: &str) -> String {
     q(c, &["OBJECT", "ENCODING", key])
 }
 
-/// Adds `members` to `key` in batches (one round trip per batch). Requests
-/// stay under 8 KB: the server's query-buffer compaction currently breaks
-/// multibulk requests that span two reads (see the sets/zsets report).
+/// Adds `members` to `key` in batches (one round trip per batch).
 fn sadd_all(c: &mut redis::Connection, key: &str, members: &[String]) {
-    for chunk in members.chunks(300) {
+    for chunk in members.chunks(2000) {
         let mut cmd = redis::cmd("SADD");
         cmd.arg(key);
         for m in chunk {

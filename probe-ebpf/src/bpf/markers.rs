@@ -1,6 +1,6 @@
 //! Uprobes on cowstore's marker functions, attached when the target exports them.
 
-use super::state::{TASKS, emit, ids, now};
+use super::state::{TASKS, emit, emit_lazy, ids, now};
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use probe_ebpf::{Event, event, marker};
 
@@ -9,7 +9,7 @@ fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
     if TASKS.get_ptr(tgid).is_none() {
         return 0;
     }
-    emit(Event {
+    let e = Event {
         kind: event::MARKER,
         tgid,
         tid,
@@ -19,7 +19,12 @@ fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
         a: ctx.arg::<u64>(0).unwrap_or(0),
         b: ctx.arg::<u64>(1).unwrap_or(0),
         c: 0,
-    });
+    };
+    if kind == marker::WRITE_ACKED {
+        emit_lazy(e)
+    } else {
+        emit(e)
+    }
     0
 }
 

@@ -2,7 +2,8 @@
 //! and the `write` calls to the files they sync, which can stall behind a sync.
 
 use super::state::{
-    CALL_SYNC, CALL_WRITE, FdKey, Inflight, SYNCED, TASKS, add, emit, enter, field, forget_fault, ids, leave, now, read,
+    CALL_SYNC, CALL_WRITE, FdKey, Inflight, SYNCED, TASKS, add, emit, emit_lazy, enter, field, forget_fault, ids,
+    leave, now, read,
 };
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use probe_ebpf::{Event, event, sync};
@@ -151,7 +152,7 @@ pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
     let Some(call) = leave(tid, CALL_WRITE) else {
         return 0;
     };
-    emit(Event {
+    emit_lazy(Event {
         kind: event::WRITE,
         tgid,
         tid,

@@ -432,6 +432,10 @@ pub fn open_on_startup(srv: &mut Server) -> Result<(), String> {
     let name = srv.config.appendfilename.clone();
     std::fs::create_dir_all(&srv.aof.dir)
         .map_err(|e| format!("Can't create AOF directory {}: {e}", srv.aof.dir.display()))?;
+    // The directory's own entry must be durable too, or a power loss right
+    // after the first start takes the whole AOF with it.
+    crate::fsutil::fsync_dir(&srv.aof.dir)
+        .map_err(|e| format!("Can't fsync the parent of AOF directory {}: {e}", srv.aof.dir.display()))?;
     let aof_err = |e: std::io::Error| format!("Can't open the append-only file: {e}");
     if srv.aof.manifest.base.is_none() && srv.aof.manifest.incrs.is_empty() {
         let preamble = srv.config.aof_use_rdb_preamble;
@@ -475,6 +479,7 @@ pub fn turn_on(srv: &mut Server) -> Result<(), String> {
         return Ok(());
     }
     std::fs::create_dir_all(&srv.aof.dir).map_err(|e| format!("Can't create AOF directory: {e}"))?;
+    crate::fsutil::fsync_dir(&srv.aof.dir).map_err(|e| format!("Can't fsync the AOF directory's parent: {e}"))?;
     if srv.aof.fsync.is_none() {
         srv.aof.fsync = Some(FsyncWorker::start().map_err(|e| e.to_string())?);
     }

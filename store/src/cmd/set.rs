@@ -182,9 +182,12 @@ fn spop(ctx: &mut Ctx, a: &Args) {
     let ks = &mut ctx.srv.ks;
     ks.expire_if_needed(db, key);
     let (member, empty) = match ks.dbs[db].dict.get_mut(key) {
-        None => return ctx.c.reply.null(),
-        Some(Value::Set(s)) => (s.pop_random(&mut ks.rng).expect("sets are never empty"), s.is_empty()),
+        Some(Value::Set(s)) => match s.pop_random(&mut ks.rng) {
+            Some(m) => (m, s.is_empty()),
+            None => return ctx.c.reply.null(),
+        },
         Some(_) => return ctx.c.reply.error(WRONGTYPE),
+        None => return ctx.c.reply.null(),
     };
     ctx.c.reply.bulk(&member);
     if empty {
@@ -193,6 +196,7 @@ fn spop(ctx: &mut Ctx, a: &Args) {
         ks.touch(db, key);
     }
     ks.dirty += 1;
+    ctx.srv.propagate_as(&[&[b"SREM", key, &member]]);
 }
 
 fn spop_count(ctx: &mut Ctx, a: &Args) {
@@ -200,6 +204,9 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     let key = &a[1];
     let limits = Limits::of(&ctx.srv.config);
+    // The AOF gets the members that were popped (SREM), not the random draw.
+    let log = ctx.srv.aof.logging();
+    let mut popped: Vec<Vec<u8>> = Vec::new();
     let ks = &mut ctx.srv.ks;
     let r = &mut ctx.c.reply;
     ks.expire_if_needed(db, key);
@@ -214,10 +221,19 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
     let size = s.len();
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     if count >= size {
-        // The whole set, as SUNION of the one key would list it.
-        reply_set(r, &rebuilt(s, &limits));
+        // The whole set, as SUNION of the one key lists it: only a hashtable
+        // of few integers would come back in a different (sorted) order.
+        let as_intset = matches!(&**s, Set::Table(_))
+            && size <= limits.set_intset_entries
+            && s.iter().all(|m| parse_i64(m.bytes(&mut [0; 20])).is_some());
+        if as_intset {
+            reply_set(r, &rebuilt(s, &limits));
+        } else {
+            reply_set(r, s);
+        }
         ks.delete(db, key);
         ks.dirty += size as u64;
+        ctx.srv.propagate_as(&[&[b"DEL", key]]);
         return;
     }
     r.set(count);
@@ -225,7 +241,11 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
     if remaining * 5 > count {
         // Few to pop: draw them one by one.
         for _ in 0..count {
-            r.bulk(&s.pop_random(&mut ks.rng).expect("count < size"));
+            let m = s.pop_random(&mut ks.rng).expect("count < size");
+            r.bulk(&m);
+            if log {
+                popped.push(m.to_vec());
+            }
         }
     } else {
         // Most of the set goes: draw the members that stay instead, and
@@ -235,12 +255,17 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
             keep.insert(&s.pop_random(&mut ks.rng).expect("remaining < size"), &limits);
         }
         for m in s.iter() {
+            if log {
+                popped.push(m.bytes(&mut [0; 20]).to_vec());
+            }
             reply_member(r, m);
         }
         **s = keep;
     }
     ks.touch(db, key);
     ks.dirty += count as u64;
+    let args: Vec<&[u8]> = [&b"SREM"[..], key].into_iter().chain(popped.iter().map(Vec::as_slice)).collect();
+    ctx.srv.propagate_as(&[&args]);
 }
 
 fn srandmember(ctx: &mut Ctx, a: &Args) {
@@ -259,7 +284,9 @@ fn srandmember(ctx: &mut Ctx, a: &Args) {
     }
     let Some(Value::Set(s)) = ks.dbs[db].dict.get(&a[1]) else { unreachable!("checked above") };
     let r = &mut ctx.c.reply;
-    s.random_with(&mut ks.rng, |m| reply_member(r, m));
+    if s.random_with(&mut ks.rng, |m| reply_member(r, m)).is_none() {
+        r.null();
+    }
 }
 
 fn srandmember_count(ctx: &mut Ctx, a: &Args) {
@@ -282,7 +309,7 @@ fn srandmember_count(ctx: &mut Ctx, a: &Args) {
     let Some(Value::Set(s)) = ks.dbs[db].dict.get(&a[1]) else { unreachable!("checked above") };
     let rng = &mut ks.rng;
     let count = usize::try_from(l.unsigned_abs()).unwrap_or(usize::MAX);
-    if count == 0 {
+    if count == 0 || s.is_empty() {
         return r.array(0);
     }
     // Negative count (or 1): independent draws, repeats allowed.

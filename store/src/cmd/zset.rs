@@ -159,14 +159,14 @@ fn zadd_generic(ctx: &mut Ctx, a: &Args, incr: bool) {
         i += 1;
     }
     let elements = a.len() - i;
-    if elements % 2 != 0 || elements == 0 {
+    if !elements.is_multiple_of(2) || elements == 0 {
         return ctx.err(SYNTAX);
     }
     let pairs = elements / 2;
     if f.nx && f.xx {
         return ctx.err("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return ctx.err("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && pairs > 1 {

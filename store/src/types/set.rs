@@ -13,8 +13,11 @@ use crate::util::{Rng, fmt_i64, parse_i64};
 
 /// Redis caps intsets at 2^30 entries whatever the configuration says.
 const INTSET_HARD_MAX: usize = 1 << 30;
-/// Random picks in a hashtable assume no SCAN step holds more entries than this.
-const FAIR_CHAIN: u64 = 4;
+/// Random picks in a hashtable treat a SCAN step (about one bucket) as
+/// holding at most this many entries per entry of average load. Longer
+/// chains are rare (at a load of 1, 0.4% of members sit in one), and
+/// their members are picked at `FAIR_CHAIN`/length of the normal rate.
+const FAIR_CHAIN: u64 = 5;
 
 /// A set of byte strings.
 pub enum Set {
@@ -205,7 +208,7 @@ impl Set {
             Set::Table(d) => {
                 let removed = d.remove(member).is_some();
                 if removed {
-                    d.shrink_if_needed();
+                    tidy(d);
                 }
                 removed
             }
@@ -227,15 +230,17 @@ impl Set {
     }
 
     /// Calls `f` with a random member and returns its result, or `None`
-    /// when the set is empty. Every member is equally likely.
+    /// when the set is empty. Every member is equally likely (but see
+    /// [`FAIR_CHAIN`]).
     ///
     /// An intset picks an index. A hashtable cannot just pick a random
     /// bucket and then a random entry of its chain (members alone in their
     /// bucket would come up more often), so it samples by rejection: a random
     /// SCAN step (one bucket's worth of the hash space) is accepted with
-    /// probability `entries / FAIR_CHAIN`, then one of its entries is taken
+    /// probability `entries / bound`, then one of its entries is taken
     /// uniformly. Each member's chance per try is then the same.
-    /// Expected tries: `FAIR_CHAIN` / load factor (the dict keeps that above 0.1).
+    /// Expected tries: `FAIR_CHAIN` / load factor (removals keep that above
+    /// 0.1, see [`tidy`]).
     pub fn random_with<R>(&self, rng: &mut Rng, f: impl FnOnce(Member) -> R) -> Option<R> {
         match self {
             Set::Ints(v) if v.is_empty() => None,
@@ -247,14 +252,15 @@ impl Set {
                 // (then it has two power-of-two tables; the lowest set bit of
                 // the bucket count is the smaller one's size).
                 let slices = 1u64 << d.buckets().trailing_zeros();
+                // Above one entry per slice (a growing dict mid-rehash, or one
+                // held back during a fork) slices hold proportionally more.
+                let chain = FAIR_CHAIN * (d.len() as u64).div_ceil(slices);
                 let (cursor, mut k) = loop {
-                    TRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let cursor = rng.below(slices);
                     let mut n = 0u64;
                     d.scan(cursor, |_| n += 1);
-                    // A chain longer than FAIR_CHAIN (vanishingly rare at the
-                    // dict's load factor) is accepted outright.
-                    let k = rng.below(n.max(FAIR_CHAIN));
+                    // A longer slice than `chain` is accepted outright.
+                    let k = rng.below(n.max(chain));
                     if k < n {
                         break (cursor, k);
                     }
@@ -286,7 +292,7 @@ impl Set {
                 let key = self.random_with(rng, |m| m.to_vec())?;
                 let Set::Table(d) = self else { unreachable!("matched above") };
                 d.remove(&key);
-                d.shrink_if_needed();
+                tidy(d);
                 Some(key)
             }
         }
@@ -314,6 +320,17 @@ impl Set {
             }
             *self = Set::Table(d);
         }
+    }
+}
+
+/// After a removal: shrinks the dict when it is mostly empty, and finishes
+/// a shrink quickly (one call moves up to 100 buckets). While the old table
+/// lingers, the new one fills up less and less as members go, and random
+/// picks need more tries; the total work of the rehash is the same either way.
+fn tidy(d: &mut Dict<()>) {
+    d.shrink_if_needed();
+    if d.is_rehashing() {
+        d.rehash_for(std::time::Duration::ZERO);
     }
 }
 
@@ -415,62 +432,5 @@ mod tests {
         }
         assert_eq!(n, 99);
         assert!(s.random_with(&mut rng, |_| ()).is_none());
-    }
-}
-impl Set {
-    /// temp: window sampling
-    pub fn random_window<R>(&self, rng: &mut Rng, f: impl FnOnce(Member) -> R) -> Option<R> {
-        let Set::Table(d) = self else { return None };
-        let want = 15usize.min(d.len());
-        let mut steps: Vec<(u64, usize)> = Vec::new();
-        let slices = 1u64 << d.buckets().trailing_zeros();
-        let (mut total, mut cursor) = (0usize, rng.below(slices));
-        while total < want {
-            let mut n = 0;
-            let next = d.scan(cursor, |_| n += 1);
-            if n > 0 {
-                steps.push((cursor, n));
-                total += n;
-            }
-            cursor = next;
-        }
-        let mut k = rng.below(total as u64) as usize;
-        let &(cursor, _) = steps.iter().find(|(_, n)| { let here = k < *n; if !here { k -= n; } here }).unwrap();
-        let mut f = Some(f);
-        let mut out = None;
-        d.scan(cursor, |node| { if k == 0 && let Some(f) = f.take() { out = Some(f(Member::Bytes(&node.key))); } k = k.wrapping_sub(1); });
-        out
-    }
-}
-pub static TRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-#[cfg(test)]
-mod bench_tmp {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn bench_pop() {
-        let l = Limits { set_intset_entries: 0, ..Limits::default() };
-        let mut s = Set::new();
-        for i in 0..1_000_000 {
-            s.insert(format!("element:{i:012}").as_bytes(), &l);
-        }
-        let mut rng = Rng::new(3);
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        while s.pop_random(&mut rng).is_some() {
-            n += 1;
-        }
-        let mut s2 = Set::new();
-        for i in 0..1_000_000 {
-            s2.insert(format!("element:{i:012}").as_bytes(), &l);
-        }
-        let t2 = std::time::Instant::now();
-        let mut n2 = 0;
-        while let Some(k) = s2.random_window(&mut rng, |m| m.to_vec()) {
-            s2.remove(&k);
-            n2 += 1;
-        }
-        eprintln!("window pop: {} ns/op", t2.elapsed().as_nanos() / n2);
-        eprintln!("pop: {} ns/op tries {}", t.elapsed().as_nanos() / n, TRIES.load(std::sync::atomic::Ordering::Relaxed) as f64 / n as f64);
     }
 }

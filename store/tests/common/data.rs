@@ -13,7 +13,9 @@ pub fn capture(con: &mut redis::Connection) -> BTreeMap<(u32, Vec<u8>), String> 
         for k in keys {
             let t: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
             let v = match t.as_str() {
-                "string" => String::from_utf8_lossy(&redis::cmd("GET").arg(&k).query::<Vec<u8>>(con).unwrap()).escape_debug().to_string(),
+                "string" => String::from_utf8_lossy(&redis::cmd("GET").arg(&k).query::<Vec<u8>>(con).unwrap())
+                    .escape_debug()
+                    .to_string(),
                 "list" => {
                     format!("{:?}", redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Vec<Vec<u8>>>(con).unwrap())
                 }

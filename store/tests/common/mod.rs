@@ -236,7 +236,9 @@ impl RedisServer {
                 // Ready once it answers PING (not -LOADING while it reads its files).
                 if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                     let mut buf = [0u8; 64];
-                    if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG")) {
+                    if s.write_all(b"PING\r\n").is_ok()
+                        && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                    {
                         return r;
                     }
                 }

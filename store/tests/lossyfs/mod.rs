@@ -738,25 +738,29 @@ impl LossyFs {
         self.session = Some(session);
     }
 
-    fn detach(&mut self) {
-        let Some(session) = self.session.take() else { return };
+    /// Unmounts. Fails if the file system is still busy after a few seconds
+    /// (a file still open on it: the user is not dead), after detaching it
+    /// lazily so that it goes away once that file is closed.
+    fn detach(&mut self) -> Result<(), String> {
+        let Some(session) = self.session.take() else { return Ok(()) };
         let path = CString::new(self.mountpoint.as_os_str().as_bytes()).expect("mount path");
         // A process that was just killed may still be releasing its files: retry while busy.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             // SAFETY: umount2 with a valid C string.
             if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-                break;
+                // The session's workers see the connection end and exit.
+                let _ = session.join();
+                return Ok(());
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EBUSY) || Instant::now() > deadline {
-                // SAFETY: as above; a lazy unmount cannot fail for being busy.
+                // SAFETY: as above; a lazy unmount does not wait for the file system's users.
                 unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-                break;
+                return Err(format!("unmounting {}: {err}", self.mountpoint.display()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = session.join();
     }
 
     /// The mount point.
@@ -787,7 +791,9 @@ impl LossyFs {
     /// must be dead), drops everything that is not durable, mounts again.
     pub fn power_loss(&mut self) {
         self.shared.frozen.store(true, Ordering::Relaxed);
-        self.detach();
+        if let Err(e) = self.detach() {
+            panic!("power loss: {e} (is a file still open on it?)");
+        }
         self.shared.lock().lose_undurable();
         self.attach();
         self.shared.frozen.store(false, Ordering::Relaxed);
@@ -800,6 +806,8 @@ impl Drop for LossyFs {
             stop.store(true, Ordering::Relaxed);
             let _ = h.join();
         }
-        self.detach();
+        if let Err(e) = self.detach() {
+            eprintln!("lossyfs: {e}");
+        }
     }
 }
