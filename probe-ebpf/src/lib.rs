@@ -29,6 +29,8 @@ pub struct Layout {
     pub alloc_order: Field,
     /// `kmem:mm_page_alloc` `migratetype`.
     pub alloc_migratetype: Field,
+    /// `kmem:mm_page_alloc` `gfp_flags`.
+    pub alloc_gfp_flags: Field,
     /// `tlb:tlb_flush` `reason`.
     pub tlb_reason: Field,
     /// `tlb:tlb_flush` `pages`.
@@ -48,6 +50,8 @@ pub struct Layout {
     pub sys_fd: Field,
     /// `ret` of every `sys_exit_*` record the programs read (checked to agree).
     pub sys_ret: Field,
+    /// The kernel's `__GFP_ZERO` bit, from `mm_page_alloc`'s print format (0: unknown).
+    pub gfp_zero: u32,
 }
 
 impl Field {
@@ -62,6 +66,7 @@ impl Layout {
         fault_error_code: Field::ABSENT,
         alloc_order: Field::ABSENT,
         alloc_migratetype: Field::ABSENT,
+        alloc_gfp_flags: Field::ABSENT,
         tlb_reason: Field::ABSENT,
         tlb_pages: Field::ABSENT,
         fork_child_pid: Field::ABSENT,
@@ -71,6 +76,7 @@ impl Layout {
         clone3_args: Field::ABSENT,
         sys_fd: Field::ABSENT,
         sys_ret: Field::ABSENT,
+        gfp_zero: 0,
     };
 }
 
@@ -95,7 +101,7 @@ pub const CLONE_VM: u64 = 0x100;
 /// `clone` flag: the child is a thread of the parent.
 pub const CLONE_THREAD: u64 = 0x10000;
 /// How long after a write fault an allocation and a TLB flush in the same
-/// task still count as that fault's copy.
+/// task still count as that fault's copy (or zero-page fill).
 pub const COPY_WINDOW_NS: u64 = 2_000_000;
 
 /// A process the programs follow: the target and every process it forks.
@@ -146,6 +152,9 @@ pub struct PageStat {
     pub faults: u32,
     /// Of those, faults where the kernel really copied the page.
     pub copies: u32,
+    /// Of those, faults on the shared zero page (mapped by an earlier read):
+    /// the kernel gave a fresh zeroed page, which happens with or without a fork.
+    pub zero_fills: u32,
 }
 
 /// Indices of the per-CPU counter array `COUNTERS`.
@@ -172,8 +181,14 @@ pub mod counter {
     pub const DROP_TASKS: u32 = 9;
     /// Syscalls not timed because the in-flight map was full.
     pub const DROP_INFLIGHT: u32 = 10;
+    /// Zero-page fills by the target outside any window.
+    pub const PARENT_ZERO_OUTSIDE: u32 = 11;
+    /// Zero-page fills by the target while a forked child lives.
+    pub const PARENT_ZERO_WINDOW: u32 = 12;
+    /// Zero-page fills by forked children.
+    pub const CHILD_ZERO: u32 = 13;
     /// Number of counters.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 14;
 }
 
 /// Kinds of [`Event`] records sent through the ring buffer.

@@ -58,4 +58,8 @@ pub struct Options {
     /// Size of the event ring buffer in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pub ring_mib: u32,
+    /// Do not attach uprobes to cowstore's markers (no exposure figure; each
+    /// marker hit costs the target about a microsecond).
+    #[arg(long)]
+    pub no_markers: bool,
 }

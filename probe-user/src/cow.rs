@@ -15,6 +15,9 @@ pub struct Tally {
     pub copies: u64,
     /// Faults where the kernel reused the page without copying.
     pub reuses: u64,
+    /// Faults on the shared zero page (the page had only been read): the
+    /// kernel mapped a fresh zeroed page, as it would without a fork.
+    pub zero_fills: u64,
     /// Distinct pages faulted on.
     pub pages: u64,
     /// Distinct pages copied.
@@ -27,14 +30,23 @@ impl Tally {
     fn add(&mut self, s: &PageStat) {
         self.faults += s.faults as u64;
         self.copies += s.copies as u64;
-        self.reuses = self.faults.saturating_sub(self.copies);
+        self.zero_fills += s.zero_fills as u64;
+        self.reuses = self.faults.saturating_sub(self.copies + self.zero_fills);
         self.pages += 1;
         self.copied_pages += (s.copies > 0) as u64;
         self.bytes_copied = self.copies * PAGE;
     }
 
-    fn from_counters(faults: u64, copies: u64) -> Tally {
-        Tally { faults, copies, reuses: faults.saturating_sub(copies), bytes_copied: copies * PAGE, ..Tally::default() }
+    fn from_counters(counters: &[u64], faults: u32, copies: u32, zero_fills: u32) -> Tally {
+        let [faults, copies, zero_fills] = [faults, copies, zero_fills].map(|i| counters[i as usize]);
+        Tally {
+            faults,
+            copies,
+            zero_fills,
+            reuses: faults.saturating_sub(copies + zero_fills),
+            bytes_copied: copies * PAGE,
+            ..Tally::default()
+        }
     }
 }
 
@@ -144,16 +156,16 @@ impl Context<'_> {
 
 /// Builds the table from the page map and the counters.
 pub fn table(ctx: &Context, pages: &[(PageKey, PageStat)], counters: &[u64]) -> CowReport {
+    use counter::*;
     let mut total = Split {
-        parent_window: Tally::from_counters(
-            counters[counter::PARENT_FAULTS_WINDOW as usize],
-            counters[counter::PARENT_COPIES_WINDOW as usize],
-        ),
+        parent_window: Tally::from_counters(counters, PARENT_FAULTS_WINDOW, PARENT_COPIES_WINDOW, PARENT_ZERO_WINDOW),
         parent_outside: Tally::from_counters(
-            counters[counter::PARENT_FAULTS_OUTSIDE as usize],
-            counters[counter::PARENT_COPIES_OUTSIDE as usize],
+            counters,
+            PARENT_FAULTS_OUTSIDE,
+            PARENT_COPIES_OUTSIDE,
+            PARENT_ZERO_OUTSIDE,
         ),
-        child: Tally::from_counters(counters[counter::CHILD_FAULTS as usize], counters[counter::CHILD_COPIES as usize]),
+        child: Tally::from_counters(counters, CHILD_FAULTS, CHILD_COPIES, CHILD_ZERO),
     };
     let mut windows: BTreeMap<(u32, u32), WindowRow> = BTreeMap::new();
     let mut regions: BTreeMap<(u64, u64, String), RegionRow> = BTreeMap::new();

@@ -83,7 +83,7 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>) ->
             std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("cannot read /proc/{pid}/exe"))?
         }
     };
-    if probe.attach_markers(&exe)? {
+    if !options.no_markers && probe.attach_markers(&exe)? {
         log::info!("cowstore markers found in {}", exe.display());
     }
     let comm = match spawned {

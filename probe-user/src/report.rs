@@ -89,10 +89,11 @@ const MIB: f64 = (1 << 20) as f64;
 fn tally_row(out: &mut String, label: &str, t: &Tally) {
     let _ = writeln!(
         out,
-        "  {label:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10.1}",
+        "  {label:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10.1}",
         t.faults,
         t.copies,
         t.reuses,
+        t.zero_fills,
         t.pages,
         t.copied_pages,
         t.bytes_copied as f64 / MIB
@@ -235,8 +236,8 @@ impl Report {
         let c = &self.cow;
         let _ = writeln!(
             out,
-            "copy-on-write (write faults on present pages)\n  {:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "", "faults", "copies", "reuses", "pages", "copied pg", "MiB copied"
+            "copy-on-write (write faults on present pages)\n  {:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "", "faults", "copies", "reuses", "zero fills", "pages", "copied pg", "MiB copied"
         );
         split_rows(out, "", &c.total);
         split_rows(out, "4K ", &c.base_pages);

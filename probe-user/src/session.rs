@@ -72,33 +72,40 @@ pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan) -> Resul
     let mut next_report = plan.interval.map_or(far, |i| Instant::now() + i);
     let mut gauge = interval(GAUGE_PERIOD);
     let ended_by = loop {
-        tokio::select! {
+        let stop = tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 drain(guard.get_inner_mut(), rec);
                 guard.clear_ready();
-                if rec.target_exited() {
-                    break "target exit";
-                }
+                None
             }
             guard = async { logger.as_mut()?.readable_mut().await.ok() }, if logger.is_some() => {
                 if let Some(mut guard) = guard {
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
+                None
             }
             _ = gauge.tick() => {
                 drain(ring.get_mut(), rec);
                 rec.sample(probe);
+                None
             }
             _ = sleep_until(next_report) => {
                 drain(ring.get_mut(), rec);
                 print(&rec.report(probe, "interval")?, plan.json)?;
                 next_report += plan.interval.unwrap_or(Duration::MAX / 4);
+                None
             }
-            _ = sleep_until(deadline) => break "duration",
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
+            _ = sleep_until(deadline) => Some("duration"),
+            _ = sigint.recv() => Some("SIGINT"),
+            _ = sigterm.recv() => Some("SIGTERM"),
+        };
+        if let Some(reason) = stop {
+            break reason;
+        }
+        if rec.target_exited() {
+            break "target exit";
         }
     };
     drain(ring.get_mut(), rec);

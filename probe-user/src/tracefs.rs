@@ -29,6 +29,7 @@ pub fn root() -> Result<PathBuf> {
 struct Format {
     name: String,
     fields: Vec<(String, Field)>,
+    text: String,
 }
 
 impl Format {
@@ -41,7 +42,7 @@ impl Format {
                 path.display()
             )
         })?;
-        Ok(Format { name: format!("{category}:{name}"), fields: parse(&text) })
+        Ok(Format { name: format!("{category}:{name}"), fields: parse(&text), text })
     }
 
     fn field(&self, name: &str) -> Result<Field> {
@@ -76,6 +77,22 @@ fn parse(text: &str) -> Vec<(String, Field)> {
         .collect()
 }
 
+/// The `__GFP_ZERO` bit as `mm_page_alloc`'s print format spells it: either
+/// `(1UL) << (8)` (current kernels) or `0x100u` (older ones) in the
+/// `{value, "__GFP_ZERO"}` entry; 0 if the format does not say.
+fn gfp_zero(text: &str) -> u32 {
+    let Some(end) = text.find(r#""__GFP_ZERO"}"#) else {
+        return 0;
+    };
+    let entry = &text[text[..end].rfind('{').map_or(0, |i| i + 1)..end];
+    let digits = |s: &str| -> String { s.chars().take_while(char::is_ascii_hexdigit).collect() };
+    if let Some(i) = entry.rfind("<<") {
+        let shift = digits(entry[i + 2..].trim_start_matches([' ', '(']));
+        return shift.parse::<u32>().ok().filter(|&b| b < 32).map_or(0, |b| 1 << b);
+    }
+    entry.find("0x").and_then(|i| u32::from_str_radix(&digits(&entry[i + 2..]), 16).ok()).unwrap_or(0)
+}
+
 /// Field of one of several tracepoints that must all place it the same way.
 fn same_field(root: &Path, events: &[(&str, &str)], field: &str) -> Result<Field> {
     let mut found: Option<Field> = None;
@@ -95,6 +112,10 @@ fn same_field(root: &Path, events: &[(&str, &str)], field: &str) -> Result<Field
 pub fn layout(root: &Path) -> Result<Layout> {
     let fault = Format::read(root, "exceptions", "page_fault_user")?;
     let alloc = Format::read(root, "kmem", "mm_page_alloc")?;
+    let gfp_zero = gfp_zero(&alloc.text);
+    if gfp_zero == 0 {
+        log::warn!("no __GFP_ZERO in kmem:mm_page_alloc's format: zero-page fills count as copies");
+    }
     let tlb = Format::read(root, "tlb", "tlb_flush")?;
     let fork = Format::read(root, "sched", "sched_process_fork")?;
     let exit = Format::read(root, "sched", "sched_process_exit")?;
@@ -104,6 +125,7 @@ pub fn layout(root: &Path) -> Result<Layout> {
         fault_error_code: fault.field("error_code")?,
         alloc_order: alloc.field("order")?,
         alloc_migratetype: alloc.field("migratetype")?,
+        alloc_gfp_flags: alloc.field("gfp_flags")?,
         tlb_reason: tlb.field("reason")?,
         tlb_pages: tlb.field("pages")?,
         fork_child_pid: fork.field("child_pid")?,
@@ -136,6 +158,7 @@ pub fn layout(root: &Path) -> Result<Layout> {
             ],
             "ret",
         )?,
+        gfp_zero,
     })
 }
 
@@ -156,5 +179,14 @@ mod tests {
         assert_eq!(get("parent_comm"), Some(Field { offset: 8, size: 4 }));
         assert_eq!(get("comm"), Some(Field { offset: 24, size: 16 }));
         assert_eq!(fields.len(), 4);
+    }
+
+    #[test]
+    fn finds_the_gfp_zero_bit_in_both_spellings() {
+        let new = r#"{( unsigned long)(( gfp_t)((((1UL))) << (7))), "__GFP_FS"}, {( unsigned long)(( gfp_t)((((1UL))) << (8))), "__GFP_ZERO"}, {( unsigned long)(( gfp_t)((((1UL))) << (23))), "__GFP_ZEROTAGS"}"#;
+        assert_eq!(gfp_zero(new), 0x100);
+        let old = r#"{(unsigned long)((__force gfp_t)0x80u), "__GFP_FS"}, {(unsigned long)((__force gfp_t)0x8000u), "__GFP_ZERO"}"#;
+        assert_eq!(gfp_zero(old), 0x8000);
+        assert_eq!(gfp_zero("print fmt: \"x\""), 0);
     }
 }

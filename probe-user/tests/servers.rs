@@ -195,7 +195,7 @@ fn bgsave_cow_agrees(server: &Server) {
     println!("{}: cowscope {ours} B copied, rdb_last_cow_size {their_bytes} B ({signed:+.2}%)", server.name);
     assert!(
         diff <= 0.05,
-        "{}: cowscope {ours} B copied, rdb_last_cow_size {their_bytes} B ({:.1}% apart)",
+        "{}: cowscope {ours} B copied, rdb_last_cow_size {their_bytes} B ({:.1}% apart)\nwindow {w}\npages {row}",
         server.name,
         diff * 100.0
     );

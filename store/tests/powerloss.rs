@@ -92,7 +92,7 @@ fn lossyfs_keeps_only_what_was_made_durable() {
     assert_eq!(read(&d.join("m")).unwrap(), b"new");
     assert_eq!(read(&d.join("g")).unwrap(), b"01XX");
 
-    fs.power_loss();
+    fs.power_loss(|| {});
     assert_eq!(read(&d.join("a")).unwrap(), b"hello");
     assert_eq!(read(&d.join("b")).unwrap(), b"");
     assert!(!d.join("c").exists(), "a name never fsynced is lost");
@@ -112,7 +112,7 @@ fn lossyfs_keeps_only_what_was_made_durable() {
     File::create(mnt.join("old")).unwrap().write_all(b"flushed").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     File::create(mnt.join("new")).unwrap().write_all(b"too recent").unwrap();
-    fs.power_loss();
+    fs.power_loss(|| {});
     assert_eq!(read(&mnt.join("old")).unwrap(), b"flushed");
     assert!(!mnt.join("new").exists());
     assert!(fs.events().iter().any(|e| e.kind == SyncKind::Writeback && e.name == "old"));
@@ -162,18 +162,19 @@ fn run_cut(policy: &'static str, writeback: Option<Writeback>, rng: &mut Rng) ->
     std::thread::sleep(rng.between(Duration::from_secs(5), Duration::from_secs(8)));
     let pending_ms = info_field(&mut admin, "durability_oldest_pending_usec").parse::<u64>().unwrap() / 1000;
     let exposure = info_field(&mut admin, &format!("exposure_{policy}"));
-    let cut = kill_9(&mut s);
+    // The power cut: writeback stops and cowstore dies at the same moment.
+    let mut cut = Instant::now();
+    fs.power_loss(|| cut = kill_9(&mut s));
     let logs = load.stop();
     let manifest = String::from_utf8(read(&mnt.join("appendonlydir/appendonly.aof.manifest")).unwrap()).unwrap();
     let incr = manifest
         .lines()
         .filter(|l| l.ends_with("type i"))
         .filter_map(|l| l.split_whitespace().nth(1))
-        .last()
+        .next_back()
         .expect("an incr file")
         .to_string();
     let syncs: Vec<SyncEvent> = fs.events().into_iter().filter(|e| e.name == incr).collect();
-    fs.power_loss();
     let s2 = Server::start_in(temp_dir("powerloss-log"), &args);
     let survival = check(&mut s2.client(), &logs);
     drop(s2);
@@ -194,7 +195,8 @@ fn run_cut(policy: &'static str, writeback: Option<Writeback>, rng: &mut Rng) ->
     };
     if let Some(t) = durable_if_acked_before {
         for l in &survival.lost {
-            assert!(l.ack.acked >= t, "{policy}: write {l:?} was lost though a sync covered it");
+            let key = format!("{}:{}", logs[l.client].prefix, l.seq);
+            assert!(l.ack.acked >= t, "{policy}: {key} was lost though a sync covered it ({:?})", l.ack);
         }
     }
     if let Some(last_done) = syncs.iter().map(|e| e.done).max() {

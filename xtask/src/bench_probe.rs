@@ -1,9 +1,10 @@
 //! `cargo xtask bench probe`: what attaching cowscope costs a server.
 //!
 //! redis-benchmark SET/GET throughput against the server alone and with
-//! `cowscope record` attached, in alternating runs; then the per-event cost of
-//! cowscope's programs (`kernel.bpf_stats_enabled`) and the same measurements
-//! for a bpftrace script that counts the equivalent events.
+//! `cowscope record` attached (with `--aof` on cowstore, also with
+//! `--no-markers`), in alternating runs; then the per-event cost of cowscope's
+//! programs (`kernel.bpf_stats_enabled`) and the same measurements for a
+//! bpftrace script that counts the equivalent events.
 
 use crate::setup;
 use anyhow::{Context, Result, bail};
@@ -25,6 +26,10 @@ pub struct Args {
     /// (target/release/cowstore, built first); both get Redis's options.
     #[arg(long, default_value = "redis")]
     server: String,
+    /// Run the server with `appendonly yes`, `appendfsync everysec` (without
+    /// automatic rewrites): cowstore's markers fire only then.
+    #[arg(long)]
+    aof: bool,
     /// Runs per configuration (alternating without / with cowscope).
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -53,6 +58,12 @@ tracepoint:syscalls:sys_enter_fsync, tracepoint:syscalls:sys_enter_fdatasync /pi
 tracepoint:syscalls:sys_exit_fsync, tracepoint:syscalls:sys_exit_fdatasync /@s[tid]/ { @sync = hist(nsecs - @s[tid]); delete(@s[tid]); }
 tracepoint:syscalls:sys_enter_write /pid == $1/ { @w[tid] = nsecs; }
 tracepoint:syscalls:sys_exit_write /@w[tid]/ { @write = hist(nsecs - @w[tid]); delete(@w[tid]); }
+"#;
+
+/// What the bpftrace script adds for cowstore's markers (`{exe}`: its path).
+const BPFTRACE_MARKERS: &str = r#"
+uprobe:{exe}:cowstore_marker_write_acked /pid == $1/ { @acked = count(); }
+uprobe:{exe}:cowstore_marker_fsync_done /pid == $1/ { @fsynced = count(); }
 "#;
 
 /// A child process interrupted (SIGINT, then SIGKILL after 10 s) when dropped.
@@ -94,25 +105,22 @@ fn interrupt(pid: u32) -> Result<()> {
 }
 
 /// Starts the server on a free loopback port; returns it and the port.
-fn start_server(which: &str) -> Result<(Running, u16)> {
+fn start_server(args: &Args) -> Result<(Running, u16)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let dir = std::env::temp_dir().join(format!("cowscope-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let which = args.server.as_str();
     let mut cmd = match which {
-        "redis" => {
-            let mut c = Command::new("redis-server");
-            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(&dir);
-            c
-        }
-        "cowstore" => {
-            let mut c = Command::new(crate::setup::target_dir().join("release/cowstore"));
-            c.args(["--port", &port.to_string()]).current_dir(&dir);
-            c
-        }
+        "redis" => Command::new("redis-server"),
+        "cowstore" => Command::new(server_exe(which)),
         other => bail!("unknown server {other}: use redis or cowstore"),
     };
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]).arg("--dir").arg(&dir);
+    if args.aof {
+        cmd.args(["--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0"]);
+    } else {
+        cmd.args(["--appendonly", "no"]);
+    }
     let child = Running(Some(cmd.stdout(Stdio::null()).spawn().with_context(|| format!("start {which}"))?));
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -122,6 +130,14 @@ fn start_server(which: &str) -> Result<(Running, u16)> {
         sleep(Duration::from_millis(50));
     }
     Ok((child, port))
+}
+
+/// The server's executable.
+fn server_exe(which: &str) -> std::path::PathBuf {
+    match which {
+        "cowstore" => setup::target_dir().join("release/cowstore"),
+        _ => "redis-server".into(),
+    }
 }
 
 fn benchmark(port: u16, args: &Args) -> Result<Throughput> {
@@ -144,10 +160,11 @@ fn benchmark(port: u16, args: &Args) -> Result<Throughput> {
     Ok(out)
 }
 
-/// Starts `cowscope record -p PID --json` and waits until it is attached.
-fn attach_cowscope(cowscope: &Path, pid: u32) -> Result<Running> {
+/// Starts `cowscope record -p PID --json EXTRA...` and waits until it is attached.
+fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Running> {
     let mut child = Command::new(cowscope)
         .args(["record", "-p", &pid.to_string(), "--json"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -231,32 +248,51 @@ pub fn run(args: Args) -> Result<()> {
     }
     setup::cargo(&build)?;
     let cowscope = crate::setup::target_dir().join("release/cowscope");
-    let (server, port) = start_server(&args.server)?;
+    let (server, port) = start_server(&args)?;
     let pid = server.pid();
     set_bpf_stats(false)?;
     benchmark(port, &args)?; // warm-up: fills the keyspace and the caches
 
-    let (mut alone, mut traced) = (Vec::new(), Vec::new());
-    for i in 0..2 * args.runs {
-        // ABBA order, so drift in the machine's load hits both sides alike.
-        if (i % 4 == 0) || (i % 4 == 3) {
-            alone.push(benchmark(port, &args)?);
-        } else {
-            let scope = attach_cowscope(&cowscope, pid)?;
-            traced.push(benchmark(port, &args)?);
-            stop_cowscope(scope)?;
+    // Configurations: cowscope's extra arguments, None for the server alone.
+    let mut configs: Vec<(&str, Option<&[&str]>)> = vec![("server alone", None), ("with cowscope record", Some(&[]))];
+    if args.aof && args.server == "cowstore" {
+        configs.push(("cowscope --no-markers", Some(&["--no-markers"])));
+    }
+    let mut results: Vec<Vec<Throughput>> = vec![Vec::new(); configs.len()];
+    for round in 0..args.runs {
+        // Forward, then backward (ABBA), so drift in the machine's load hits every configuration alike.
+        let order: Vec<usize> =
+            if round % 2 == 0 { (0..configs.len()).collect() } else { (0..configs.len()).rev().collect() };
+        for i in order {
+            let run = match configs[i].1 {
+                None => benchmark(port, &args)?,
+                Some(extra) => {
+                    let scope = attach_cowscope(&cowscope, pid, extra)?;
+                    let run = benchmark(port, &args)?;
+                    stop_cowscope(scope)?;
+                    run
+                }
+            };
+            results[i].push(run);
         }
     }
     println!(
-        "\n{} on 127.0.0.1:{port}, {} requests x {} runs, {} clients, pipeline {}",
-        args.server, args.requests, args.runs, args.clients, args.pipeline
+        "\n{}{} on 127.0.0.1:{port}, {} requests x {} runs, {} clients, pipeline {}",
+        args.server,
+        if args.aof { " (appendonly yes, appendfsync everysec)" } else { "" },
+        args.requests,
+        args.runs,
+        args.clients,
+        args.pipeline
     );
-    let base = print_row("server alone", &alone, None);
-    print_row("with cowscope record", &traced, Some(&base));
+    let base = print_row(configs[0].0, &results[0], None);
+    for (c, runs) in configs.iter().zip(&results).skip(1) {
+        print_row(c.0, runs, Some(&base));
+    }
 
     // Per-event cost: one more run of each tracer with BPF statistics on.
     set_bpf_stats(true)?;
-    let scope = attach_cowscope(&cowscope, pid)?;
+    let scope = attach_cowscope(&cowscope, pid, &[])?;
     let with_stats = benchmark(port, &args)?;
     let report = stop_cowscope(scope)?;
     let (mut runs, mut ns) = (0u64, 0u64);
@@ -266,7 +302,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let before = program_ids()?;
     let script = std::env::temp_dir().join("cowscope-bench.bt");
-    std::fs::write(&script, BPFTRACE)?;
+    let mut text = BPFTRACE.to_string();
+    if report["exposure"].is_object() {
+        text.push_str(&BPFTRACE_MARKERS.replace("{exe}", &server_exe(&args.server).display().to_string()));
+    }
+    std::fs::write(&script, text)?;
     let bt = Running(Some(
         Command::new("bpftrace")
             .arg(&script)
@@ -298,6 +338,19 @@ pub fn run(args: Args) -> Result<()> {
         per(ns, runs),
         per(bt_ns, bt_runs)
     );
+    let mut busiest: Vec<(&str, u64, u64)> = report["programs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (p["name"].as_str().unwrap_or("?"), p["runs"].as_u64().unwrap_or(0), p["run_time_ns"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    busiest.sort_by_key(|&(_, _, ns)| std::cmp::Reverse(ns));
+    println!("busiest cowscope programs (runs, ns per run):");
+    for (name, runs, ns) in busiest.into_iter().take(6) {
+        println!("  {name:<30} {runs:>10} {:>6.0}", per(ns, runs));
+    }
     drop(server);
     Ok(())
 }

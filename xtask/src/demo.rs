@@ -53,6 +53,8 @@ pub fn run(args: Args) -> Result<()> {
         .spawn()
         .context("starting cowscope")?;
     wait_for_line(scope.stderr.take().context("cowscope stderr")?, "Tracing PID")?;
+    // Both exposure figures then cover the same writes.
+    call(port, &["DURABILITY", "RESET"])?;
     println!("== write load: redis-benchmark SET, 50 clients, pipeline 16, random keys");
     let mut load = Guard(
         Command::new("redis-benchmark")
@@ -78,6 +80,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let _ = load.0.kill();
+    let _ = load.0.wait();
+    // Let the last acknowledged writes become durable before stopping cowscope.
+    let t = Instant::now();
+    while info_field(port, "durability_pending_writes")? != "0" && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // SIGINT ends the recording cleanly; cowscope prints its report.
     let st = Command::new("kill").args(["-INT", &scope.id().to_string()]).status()?;
     if !st.success() {
@@ -91,6 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         "rdb_last_bgsave_time_sec",
         "latest_fork_usec",
         "aof_delayed_fsync",
+        &format!("exposure_{}", args.appendfsync),
     ] {
         println!("   {f}:{}", info_field(port, f).unwrap_or_else(|_| "?".into()));
     }

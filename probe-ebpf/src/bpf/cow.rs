@@ -7,8 +7,14 @@
 //! thread until both follow, or until `COPY_WINDOW_NS` passes, or until the
 //! thread enters one of the syscalls cowscope traces. Only a movable order-0
 //! allocation counts: page tables and other kernel allocations are unmovable.
+//!
+//! A write to a page that was only read so far replaces the shared zero page
+//! the same way, but with a zeroed allocation (`__GFP_ZERO`): that is a
+//! zero-page fill, not a copy, and it happens with or without a fork.
 
-use super::state::{PENDING, Pending, TASKS, add, count, field, ids, now, page, read};
+use super::state::{
+    ALLOC_COPY, ALLOC_NONE, ALLOC_ZEROED, PENDING, Pending, TASKS, add, count, field, ids, now, page, read,
+};
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use probe_ebpf::{COPY_WINDOW_NS, MIGRATE_MOVABLE, PageKey, TLB_LOCAL_MM_SHOOTDOWN, counter, fault, task};
 
@@ -44,12 +50,13 @@ pub fn page_fault_user(ctx: TracePointContext) -> u32 {
         // SAFETY: p points at the live map value for key.
         add(unsafe { &raw mut (*p).faults }, 1);
     }
-    let pending = Pending { key, ts: now(), copy_counter: copies, allocated: 0 };
+    let pending = Pending { key, ts: now(), copy_counter: copies, allocated: ALLOC_NONE };
     let _ = PENDING.insert(tid, pending, 0);
     0
 }
 
-/// `kmem:mm_page_alloc`: an order-0 allocation right after a pending write fault.
+/// `kmem:mm_page_alloc`: an order-0 allocation right after a pending write
+/// fault; a zeroed one means a zero-page fill.
 #[tracepoint(category = "kmem", name = "mm_page_alloc")]
 pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
     let (_, tid) = ids();
@@ -59,18 +66,20 @@ pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
     if read(&ctx, field!(alloc_order)) != Some(0) || read(&ctx, field!(alloc_migratetype)) != Some(MIGRATE_MOVABLE) {
         return 0;
     }
+    let zero = field!(gfp_zero) as u64;
+    let zeroed = zero != 0 && read(&ctx, field!(alloc_gfp_flags)).is_some_and(|gfp| gfp & zero != 0);
     // SAFETY: p points at this thread's live entry; only this thread writes it.
     unsafe {
         if now().wrapping_sub((*p).ts) > COPY_WINDOW_NS {
             let _ = PENDING.remove(tid);
         } else {
-            (*p).allocated = 1;
+            (*p).allocated = if zeroed { ALLOC_ZEROED } else { ALLOC_COPY };
         }
     }
     0
 }
 
-/// `tlb:tlb_flush`: the one-page local flush that completes a copy.
+/// `tlb:tlb_flush`: the one-page local flush that completes a copy or a zero-page fill.
 #[tracepoint(category = "tlb", name = "tlb_flush")]
 pub fn tlb_flush(ctx: TracePointContext) -> u32 {
     let (_, tid) = ids();
@@ -78,7 +87,7 @@ pub fn tlb_flush(ctx: TracePointContext) -> u32 {
     let Some(p) = (unsafe { PENDING.get(tid) }).copied() else {
         return 0;
     };
-    if p.allocated == 0
+    if p.allocated == ALLOC_NONE
         || read(&ctx, field!(tlb_reason)) != Some(TLB_LOCAL_MM_SHOOTDOWN)
         || read(&ctx, field!(tlb_pages)) != Some(1)
     {
@@ -86,6 +95,18 @@ pub fn tlb_flush(ctx: TracePointContext) -> u32 {
     }
     let _ = PENDING.remove(tid);
     if now().wrapping_sub(p.ts) > COPY_WINDOW_NS {
+        return 0;
+    }
+    if p.allocated == ALLOC_ZEROED {
+        count(match p.copy_counter {
+            counter::PARENT_COPIES_WINDOW => counter::PARENT_ZERO_WINDOW,
+            counter::PARENT_COPIES_OUTSIDE => counter::PARENT_ZERO_OUTSIDE,
+            _ => counter::CHILD_ZERO,
+        });
+        if let Some(s) = page(&p.key) {
+            // SAFETY: s points at the live map value for the key.
+            add(unsafe { &raw mut (*s).zero_fills }, 1);
+        }
         return 0;
     }
     count(p.copy_counter);

@@ -54,9 +54,16 @@ pub struct Pending {
     pub ts: u64,
     /// Counter to bump if the fault turns out to be a copy.
     pub copy_counter: u32,
-    /// An order-0 page was allocated since the fault.
+    /// What was allocated since the fault: [`ALLOC_NONE`], [`ALLOC_COPY`] or [`ALLOC_ZEROED`].
     pub allocated: u32,
 }
+
+/// [`Pending::allocated`]: nothing yet.
+pub const ALLOC_NONE: u32 = 0;
+/// [`Pending::allocated`]: a page to copy into.
+pub const ALLOC_COPY: u32 = 1;
+/// [`Pending::allocated`]: a zeroed page, replacing the shared zero page.
+pub const ALLOC_ZEROED: u32 = 2;
 
 /// A syscall a thread has entered.
 #[repr(C)]

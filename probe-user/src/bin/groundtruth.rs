@@ -1,10 +1,12 @@
 //! Ground-truth workloads for cowscope's tests: each does a known amount of
 //! work and writes what it did (and the kernel's own counts) to a JSON file.
 //!
-//! - `cow MIB PAGES AFTER THP RESULT`: maps MIB of private anonymous memory
-//!   (with `MADV_HUGEPAGE` if THP is 1), touches it, forks, writes PAGES
-//!   distinct pages while the child lives, lets the child exit, then writes
-//!   AFTER other pages. Reports its `wpcopy_count` from taskstats before and after.
+//! - `cow MIB PAGES AFTER ZERO THP RESULT`: maps MIB of private anonymous
+//!   memory (with `MADV_HUGEPAGE` if THP is 1), writes it but for its last
+//!   ZERO pages, which it only reads (they map the shared zero page), forks,
+//!   writes PAGES distinct pages and the ZERO pages while the child lives,
+//!   lets the child exit, then writes AFTER other pages. Reports its
+//!   `wpcopy_count` from taskstats before and after.
 //! - `sync PATH COUNT RESULT`: COUNT × (write + fsync), then COUNT × (write + fdatasync).
 //! - `markers WRITES RESULT`: calls cowstore's marker functions as cowstore would.
 
@@ -18,7 +20,7 @@ fn main() {
     let arg = |i: usize| -> &str { args.get(i).map(String::as_str).unwrap_or_else(|| usage()) };
     let num = |i: usize| -> usize { arg(i).parse().unwrap_or_else(|_| usage()) };
     let result = match arg(0) {
-        "cow" => cow(num(1), num(2), num(3), num(4) == 1),
+        "cow" => cow(num(1), num(2), num(3), num(4), num(5) == 1),
         "sync" => sync(arg(1), num(2)),
         "markers" => markers(num(1)),
         _ => usage(),
@@ -29,14 +31,15 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cowscope-groundtruth cow MIB PAGES AFTER THP RESULT | sync PATH COUNT RESULT | markers WRITES RESULT"
+        "usage: cowscope-groundtruth cow MIB PAGES AFTER ZERO THP RESULT | sync PATH COUNT RESULT | markers WRITES RESULT"
     );
     std::process::exit(2)
 }
 
-fn cow(mib: usize, pages: usize, after: usize, thp: bool) -> serde_json::Value {
+fn cow(mib: usize, pages: usize, after: usize, zero: usize, thp: bool) -> serde_json::Value {
     let len = mib << 20;
-    assert!(pages + after <= len / PAGE, "region too small");
+    let zeros = len / PAGE - zero..len / PAGE;
+    assert!(pages + after <= zeros.start, "region too small");
     // SAFETY: a fresh private anonymous mapping, used only through `base`.
     let raw = unsafe {
         libc::mmap(
@@ -56,9 +59,12 @@ fn cow(mib: usize, pages: usize, after: usize, thp: bool) -> serde_json::Value {
         assert_eq!(libc::madvise(base.cast(), len, advice), 0, "madvise");
     }
     let write = |page: usize, v: u8| unsafe { base.add(page * PAGE).write_volatile(v) };
-    for p in 0..len / PAGE {
+    for p in 0..zeros.start {
         write(p, 1);
     }
+    // SAFETY: inside the mapping.
+    let read: u32 = zeros.clone().map(|p| u32::from(unsafe { base.add(p * PAGE).read_volatile() })).sum();
+    assert_eq!(read, 0);
     let huge_bytes = anon_huge_bytes(base as usize);
     let before = wpcopy_count();
     let mut gate = [0i32; 2];
@@ -76,7 +82,7 @@ fn cow(mib: usize, pages: usize, after: usize, thp: bool) -> serde_json::Value {
         }
     }
     unsafe { libc::close(gate[0]) };
-    for p in 0..pages {
+    for p in (0..pages).chain(zeros) {
         write(p, 2);
     }
     let mut status = 0;
@@ -93,6 +99,7 @@ fn cow(mib: usize, pages: usize, after: usize, thp: bool) -> serde_json::Value {
         "len": len,
         "pages": pages,
         "after": after,
+        "zero": zero,
         "child": child,
         "anon_huge_bytes": huge_bytes,
         "wpcopy_before": before,

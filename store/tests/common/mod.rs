@@ -237,7 +237,7 @@ impl RedisServer {
                 if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                     let mut buf = [0u8; 64];
                     if s.write_all(b"PING\r\n").is_ok()
-                        && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                        && s.read(&mut buf).is_ok_and(|n| n > 0 && !buf[..n].starts_with(b"-LOADING"))
                     {
                         return r;
                     }

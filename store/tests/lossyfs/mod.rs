@@ -81,8 +81,6 @@ pub struct SyncEvent {
     pub covers: Instant,
     /// When the sync completed.
     pub done: Instant,
-    /// The durable size of the file afterwards (0 for directories).
-    pub durable_len: u64,
 }
 
 /// A file's durable content.
@@ -181,13 +179,6 @@ impl Node {
             Body::Dir(d) => d.durable = d.entries.clone(),
         }
         self.dirty_since = None;
-    }
-
-    fn durable_len(&self) -> u64 {
-        match &self.body {
-            Body::File(f) => f.durable_bytes().len() as u64,
-            Body::Dir(_) => 0,
-        }
     }
 }
 
@@ -312,15 +303,8 @@ impl Fs {
     }
 
     fn record(&mut self, ino: u64, kind: SyncKind, covers: Instant) {
-        let n = &self.nodes[&ino];
-        let e = SyncEvent {
-            name: n.name.to_string_lossy().into_owned(),
-            kind,
-            covers,
-            done: Instant::now(),
-            durable_len: n.durable_len(),
-        };
-        self.events.push(e);
+        let name = self.nodes[&ino].name.to_string_lossy().into_owned();
+        self.events.push(SyncEvent { name, kind, covers, done: Instant::now() });
     }
 
     /// An fsync of file `ino` that started at `covers`, when the file had
@@ -396,7 +380,7 @@ impl Fs {
 struct Shared {
     fs: Mutex<Fs>,
     fsync_delay_ms: AtomicU64,
-    /// The flusher pauses while a power loss is being carried out.
+    /// The flusher stops at the power cut (set and read under the `fs` lock).
     frozen: AtomicBool,
 }
 
@@ -714,8 +698,9 @@ impl LossyFs {
                 .spawn(move || {
                     while !st.load(Ordering::Relaxed) {
                         std::thread::sleep(wb.interval);
+                        let mut fs = s.lock();
                         if !s.frozen.load(Ordering::Relaxed) {
-                            s.lock().write_back_expired(wb.expire);
+                            fs.write_back_expired(wb.expire);
                         }
                     }
                 })
@@ -763,11 +748,6 @@ impl LossyFs {
         }
     }
 
-    /// The mount point.
-    pub fn path(&self) -> &Path {
-        &self.mountpoint
-    }
-
     /// Makes every later file fsync take `d` (zero: instant).
     pub fn set_fsync_delay(&self, d: Duration) {
         self.shared.fsync_delay_ms.store(d.as_millis() as u64, Ordering::Relaxed);
@@ -787,10 +767,16 @@ impl LossyFs {
         self.shared.lock().events.clone()
     }
 
-    /// The power cut and the reboot: unmounts (whoever used the file system
-    /// must be dead), drops everything that is not durable, mounts again.
-    pub fn power_loss(&mut self) {
-        self.shared.frozen.store(true, Ordering::Relaxed);
+    /// The power cut and the reboot. At the cut the disk stops writing back
+    /// and `stop_users` ends whoever uses the file system (`kill -9`: it must
+    /// leave no file open); then everything not durable is dropped and the
+    /// file system is mounted again.
+    pub fn power_loss(&mut self, stop_users: impl FnOnce()) {
+        {
+            let _fs = self.shared.lock();
+            self.shared.frozen.store(true, Ordering::Relaxed);
+        }
+        stop_users();
         if let Err(e) = self.detach() {
             panic!("power loss: {e} (is a file still open on it?)");
         }
