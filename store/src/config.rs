@@ -497,7 +497,7 @@ fn save_points(v: &[String]) -> Result<Vec<(u64, u64)>, String> {
     if w.is_empty() || (w.len() == 1 && w[0].is_empty()) || v.iter().all(|s| s.is_empty()) {
         return Ok(vec![]);
     }
-    if w.len() % 2 != 0 {
+    if !w.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     w.chunks(2)

@@ -28,13 +28,14 @@ fn main() {
     if config.keyspace_hugepages && !std::env::var(JEMALLOC_CONF).is_ok_and(|v| v.contains("thp:always")) {
         reexec_with_huge_pages();
     }
+    // `dir` first, so a relative logfile, dump and AOF all live in it.
+    if let Err(e) = std::env::set_current_dir(&config.dir) {
+        eprintln!("Can't chdir to '{}': {e}", config.dir);
+        std::process::exit(1);
+    }
     log::set_level(&config.loglevel);
     if let Err(e) = log::set_file(&config.logfile) {
         eprintln!("Can't open the log file '{}': {e}", config.logfile);
-        std::process::exit(1);
-    }
-    if let Err(e) = std::env::set_current_dir(&config.dir) {
-        eprintln!("Can't chdir to '{}': {e}", config.dir);
         std::process::exit(1);
     }
     if config.disable_thp {

@@ -60,7 +60,7 @@ fn write_base_to<W: Write>(w: &mut W, ks: &Keyspace, c: &Config, progress: &mut 
                 append_command(&mut buf, [b"PEXPIREAT".as_slice(), &node.key, t.as_bytes()].into_iter());
             }
             keys += 1;
-            if keys % PROGRESS_EVERY == 0 {
+            if keys.is_multiple_of(PROGRESS_EVERY) {
                 progress(keys);
             }
             if buf.len() >= 64 * 1024 {

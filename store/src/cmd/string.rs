@@ -264,7 +264,7 @@ fn getex(ctx: &mut Ctx, a: &Args) {
 }
 
 fn mset(ctx: &mut Ctx, a: &Args) {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return ctx.err("ERR wrong number of arguments for 'mset' command");
     }
     let db = ctx.db();
@@ -276,7 +276,7 @@ fn mset(ctx: &mut Ctx, a: &Args) {
 }
 
 fn msetnx(ctx: &mut Ctx, a: &Args) {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return ctx.err("ERR wrong number of arguments for 'msetnx' command");
     }
     let db = ctx.db();

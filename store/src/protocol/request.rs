@@ -379,15 +379,10 @@ mod tests {
             // Feed in two pieces to exercise resumption; stop at the first error.
             let cut = if len > 0 { rng.below(len as u64) as usize } else { 0 };
             for end in [cut, len] {
-                loop {
-                    match p.parse(&input[..end], &mut pos, lim) {
-                        Ok(true) => {
-                            let (ranges, src) = p.args();
-                            let buf = if src == ArgSource::Inline { p.inline_buf() } else { &input[..end] };
-                            assert!(ranges.iter().all(|&(a, b)| a <= b && b <= buf.len()));
-                        }
-                        Ok(false) | Err(_) => break,
-                    }
+                while let Ok(true) = p.parse(&input[..end], &mut pos, lim) {
+                    let (ranges, src) = p.args();
+                    let buf = if src == ArgSource::Inline { p.inline_buf() } else { &input[..end] };
+                    assert!(ranges.iter().all(|&(a, b)| a <= b && b <= buf.len()));
                 }
                 assert!(pos <= end);
             }

@@ -204,7 +204,7 @@ pub fn load_rdb<R: Read>(r: R, ks: &mut Keyspace, opts: LoadOptions) -> Result<L
         return Err(LoadError { offset: 0, msg: "wrong signature trying to load DB from file".into() });
     }
     let version: u32 = std::str::from_utf8(&magic[5..]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    if version < 1 || version > MAX_VERSION {
+    if !(1..=MAX_VERSION).contains(&version) {
         return Err(LoadError {
             offset: 5,
             msg: format!("can't handle RDB format version {}", String::from_utf8_lossy(&magic[5..])),
@@ -444,10 +444,10 @@ fn read_value<R: Read>(rd: &mut Reader<R>, t: u8, lim: &Limits) -> Res<Option<Va
         _ => return Err(bad(format!("unknown RDB value type {t}"))),
     };
     let empty = match &val {
-        Value::List(l) => l.len() == 0,
-        Value::Hash(h) => h.len() == 0,
-        Value::Set(s) => s.len() == 0,
-        Value::ZSet(z) => z.len() == 0,
+        Value::List(l) => l.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        Value::Set(s) => s.is_empty(),
+        Value::ZSet(z) => z.is_empty(),
         _ => false,
     };
     Ok((!empty).then_some(val))
@@ -463,7 +463,7 @@ mod tests {
     fn old_style_dump() -> Vec<u8> {
         let mut w = RdbWriter::new(Vec::new(), SaveOptions { compression: false, checksum: true, aof_base: false });
         w.header().unwrap();
-        let mut raw = |w: &mut RdbWriter<Vec<u8>>, t: u8, key: &[u8]| {
+        let raw = |w: &mut RdbWriter<Vec<u8>>, t: u8, key: &[u8]| {
             w.put_raw(&[t]).unwrap();
             w.put_string(key).unwrap();
         };

@@ -275,7 +275,7 @@ impl<W: Write> RdbWriter<W> {
                 let exp = if check_expires { db.expires.get(&node.key).copied() } else { None };
                 self.key(&node.key, &node.val, exp)?;
                 done += 1;
-                if done % PROGRESS_EVERY == 0 {
+                if done.is_multiple_of(PROGRESS_EVERY) {
                     progress(done);
                 }
             }
