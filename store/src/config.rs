@@ -59,6 +59,8 @@ pub struct Config {
     pub pidfile: String,
     /// Who may run DEBUG.
     pub enable_debug_command: Permit,
+    /// Who may change protected options ([`PROTECTED`]) with CONFIG SET.
+    pub enable_protected_configs: Permit,
     /// Working directory for the dump and the AOF.
     pub dir: String,
     /// RDB file name.
@@ -124,6 +126,7 @@ impl Default for Config {
             logfile: String::new(),
             pidfile: String::new(),
             enable_debug_command: Permit::No,
+            enable_protected_configs: Permit::No,
             dir: ".".into(),
             dbfilename: "dump.rdb".into(),
             save: vec![(3600, 1), (300, 100), (60, 10000)],
@@ -195,21 +198,10 @@ pub static OPTIONS: &[OptionDef] = &[
         choice(one(v)?, &["debug", "verbose", "notice", "warning"])?),
     opt!("logfile", [], false, |c| c.logfile.clone(), |c, v| c.logfile = one(v)?.to_string()),
     opt!("pidfile", [], false, |c| c.pidfile.clone(), |c, v| c.pidfile = one(v)?.to_string()),
-    opt!(
-        "enable-debug-command",
-        [],
-        false,
-        |c| match c.enable_debug_command {
-            Permit::No => "no".into(),
-            Permit::Yes => "yes".into(),
-            Permit::Local => "local".into(),
-        },
-        |c, v| c.enable_debug_command = match choice(one(v)?, &["no", "yes", "local"])?.as_str() {
-            "yes" => Permit::Yes,
-            "local" => Permit::Local,
-            _ => Permit::No,
-        }
-    ),
+    opt!("enable-debug-command", [], false, |c| permit_name(c.enable_debug_command),
+        |c, v| c.enable_debug_command = permit(one(v)?)?),
+    opt!("enable-protected-configs", [], false, |c| permit_name(c.enable_protected_configs),
+        |c, v| c.enable_protected_configs = permit(one(v)?)?),
     opt!("daemonize", [], false, |_c| "no".into(), |_c, v| {
         if yesno(one(v)?)? {
             return Err("daemonize is not supported; run cowstore under a supervisor".into());
@@ -289,6 +281,26 @@ pub static OPTIONS: &[OptionDef] = &[
         |c, v| c.zset_max_listpack_value = mem(one(v)?, 0, i64::MAX)? as usize
     ),
 ];
+
+/// Options CONFIG SET changes only when `enable-protected-configs` allows it
+/// (as in Redis 7.0: they decide where files are written).
+pub const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
+fn permit_name(p: Permit) -> String {
+    match p {
+        Permit::No => "no".into(),
+        Permit::Yes => "yes".into(),
+        Permit::Local => "local".into(),
+    }
+}
+
+fn permit(s: &str) -> Result<Permit, String> {
+    Ok(match choice(s, &["no", "yes", "local"])?.as_str() {
+        "yes" => Permit::Yes,
+        "local" => Permit::Local,
+        _ => Permit::No,
+    })
+}
 
 /// Finds an option by name or alias (case-insensitive).
 pub fn find(name: &str) -> Option<&'static OptionDef> {

@@ -300,11 +300,10 @@ fn before_sleep(srv: &mut Server, lp: &mut Loop) {
                     // The socket still takes data, so no writable edge will come: continue next pass.
                     lp.pending_write.push(token);
                 }
+                // WRITABLE interest only while the socket is full: the next
+                // edge comes when it drains.
                 let want_write = outcome == Written::Blocked;
-                // Re-arm even when WRITABLE is registered already: epoll is
-                // edge-triggered, and a write that stopped at the per-pass
-                // budget (not at WouldBlock) raises no new edge by itself.
-                if want_write || want_write != conn.want_write {
+                if want_write != conn.want_write {
                     conn.want_write = want_write;
                     let interest =
                         if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };

@@ -216,7 +216,7 @@ fn full_disk_fails_the_save_and_denies_writes_until_a_save_succeeds() {
     let Some(small) = Tmpfs::new("1m") else {
         panic!("mounting a tmpfs needs root (CI runs tests as root)");
     };
-    let s = Server::start(&["--save", "3600 1"]);
+    let s = Server::start(&["--save", "3600 1", "--enable-protected-configs", "yes"]);
     let mut c = s.client();
     q::<String>(&mut c, &["DEBUG", "POPULATE", "50000", "k", "100"]);
     q::<String>(&mut c, &["CONFIG", "SET", "rdbcompression", "no"]);
@@ -243,7 +243,7 @@ fn unwritable_directory_fails_the_save() {
     // Unmounted when dropped, after the server (declared later, dropped first).
     let ro = Tmpfs(dir.clone());
     assert!(Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&dir).arg(&dir).status().unwrap().success());
-    let s = Server::start(&["--save", "3600 1"]);
+    let s = Server::start(&["--save", "3600 1", "--enable-protected-configs", "yes"]);
     let mut c = s.client();
     q::<String>(&mut c, &["SET", "a", "1"]);
     q::<String>(&mut c, &["CONFIG", "SET", "dir", dir.to_str().unwrap()]);

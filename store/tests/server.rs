@@ -342,7 +342,16 @@ fn case(name: &'static str, good: &str, shown: &str, bad: Option<&'static str>) 
 
 #[test]
 fn config_set_round_trips_every_mutable_option() {
-    let s = Server::start(&[]);
+    // Protected options (dir, dbfilename) are refused unless enabled, as in Redis 7.0.
+    let plain = Server::start(&[]);
+    let mut p = Raw::new(plain.port);
+    for name in ["dir", "dbfilename"] {
+        assert_eq!(
+            p.call(&["CONFIG", "SET", name, "x"]),
+            Resp::Line(b'-', format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config").into_bytes())
+        );
+    }
+    let s = Server::start(&["--enable-protected-configs", "yes"]);
     let mut c = Raw::new(s.port);
     let other_dir = temp_dir("config-dir");
     let other = other_dir.display().to_string();

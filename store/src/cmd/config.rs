@@ -94,6 +94,10 @@ fn set(ctx: &mut Ctx, a: &Args) {
             Some("duplicate parameter")
         } else if !opt.mutable {
             Some("can't set immutable config")
+        } else if crate::config::PROTECTED.contains(&opt.name)
+            && !super::permitted(ctx.srv.config.enable_protected_configs, ctx.c)
+        {
+            Some("can't set protected config")
         } else {
             None
         };

@@ -2,7 +2,6 @@
 //! by `enable-debug-command` as in Redis 7.
 
 use super::{Args, Ctx};
-use crate::config::Permit;
 use crate::util::parse_i64;
 use crate::value::Value;
 
@@ -55,15 +54,7 @@ fn leading_f64(b: &[u8]) -> f64 {
 }
 
 fn allowed(ctx: &Ctx) -> bool {
-    match ctx.srv.config.enable_debug_command {
-        Permit::Yes => true,
-        Permit::No => false,
-        Permit::Local => ctx
-            .c
-            .conn
-            .as_ref()
-            .is_none_or(|c| c.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())),
-    }
+    super::permitted(ctx.srv.config.enable_debug_command, ctx.c)
 }
 
 /// A non-negative integer argument, or Redis's "must be positive" error.

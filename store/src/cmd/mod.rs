@@ -279,10 +279,13 @@ pub fn call(srv: &mut Server, c: &mut Client, cmd: &'static Command, args: &Args
     srv.ks.now = crate::util::now_ms();
     c.last_interaction_ms = srv.ks.now;
     c.last_cmd = cmd.name;
-    let (db, dirty) = (c.db, srv.ks.dirty);
+    let (db, dirty, errors, counted) = (c.db, srv.ks.dirty, c.reply.errors, srv.stats.error_replies);
     let mut ctx = Ctx { srv, c };
     (cmd.handler)(&mut ctx, args);
     srv.stats.commands_processed += 1;
+    // Error replies of this command, less those nested calls (EXEC) counted already.
+    let nested = srv.stats.error_replies - counted;
+    srv.stats.error_replies += c.reply.errors - errors - nested;
     if srv.aof.logging() {
         crate::aof::propagate_expired(srv);
         if srv.ks.dirty != dirty && cmd.flags & flags::WRITE != 0 {
@@ -335,6 +338,20 @@ fn unknown_command(args: &Args) -> Vec<u8> {
     }
     msg.extend_from_slice(b"\r\n");
     msg
+}
+
+/// Whether a `yes|no|local` setting lets this client through (`local`:
+/// loopback connections and internal clients).
+pub fn permitted(p: crate::config::Permit, c: &Client) -> bool {
+    use crate::config::Permit;
+    match p {
+        Permit::Yes => true,
+        Permit::No => false,
+        Permit::Local => c
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())),
+    }
 }
 
 /// Normalises a Redis range `[start, end]` (negative = from the end) over

@@ -13,6 +13,8 @@ pub struct Reply {
     pub buf: Vec<u8>,
     /// True after `HELLO 3`.
     pub resp3: bool,
+    /// Error replies written so far (for `total_error_replies`).
+    pub errors: u64,
 }
 
 /// A placeholder for an aggregate whose length is known only afterwards.
@@ -35,6 +37,7 @@ impl Reply {
     /// An error; `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`).
     /// Newlines in `msg` are replaced so they cannot break the protocol.
     pub fn error(&mut self, msg: &str) {
+        self.errors += 1;
         self.buf.push(b'-');
         self.buf.extend(msg.bytes().map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
         self.buf.extend_from_slice(b"\r\n");
