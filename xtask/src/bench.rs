@@ -11,6 +11,10 @@ pub enum Bench {
     Probe(crate::bench_probe::Args),
     /// cowstore against redis-server: SET/GET throughput and latency, and RSS.
     Store(crate::bench_store::Args),
+    /// RDB snapshots against redis-server: BGSAVE time, dump size, fork time, CoW.
+    Rdb(crate::bench_persist::Args),
+    /// AOF against redis-server per fsync policy, and cowstore's durability exposure.
+    Aof(crate::bench_persist::Args),
 }
 
 impl Bench {
@@ -19,6 +23,8 @@ impl Bench {
         match self {
             Bench::Probe(args) => crate::bench_probe::run(args),
             Bench::Store(args) => crate::bench_store::run(args),
+            Bench::Rdb(args) => crate::bench_persist::run_rdb(args),
+            Bench::Aof(args) => crate::bench_persist::run_aof(args),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Demo options.
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// Keys to load with DEBUG POPULATE.
+    /// Distinct keys to load (and to overwrite under load).
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
     /// Value size in bytes.
@@ -37,14 +37,26 @@ pub fn run(args: Args) -> Result<()> {
     let mut server = Guard(
         Command::new(bin.join("cowstore"))
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap_or("."), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", &args.appendfsync, "--enable-debug-command", "yes"])
+            .args(["--appendonly", "yes", "--appendfsync", &args.appendfsync, "--auto-aof-rewrite-percentage", "0"])
             .args(["--logfile", "cowstore.log"])
             .spawn()
             .context("starting cowstore")?,
     );
     wait_port(port)?;
-    println!("== loading {} keys of {} bytes (DEBUG POPULATE)", args.keys, args.value_size);
-    call(port, &["DEBUG", "POPULATE", &args.keys.to_string(), "key", &args.value_size.to_string()])?;
+    // The load's own key names (DEBUG POPULATE's differ): new keys during the
+    // snapshot would grow the keyspace's table, and the old one, freed by the
+    // parent, would become private to the child without any copy.
+    println!("== loading ~{} keys of {} bytes (redis-benchmark SET, pipeline 64)", args.keys, args.value_size);
+    let populated = Command::new("redis-benchmark")
+        .args(["-p", &port.to_string(), "-t", "set", "-r", &args.keys.to_string(), "-n", &(3 * args.keys).to_string()])
+        .args(["-c", "50", "-P", "64", "-d", &args.value_size.to_string(), "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("starting redis-benchmark (apt-get install redis-tools)")?;
+    if !populated.success() {
+        bail!("populating cowstore failed: {populated}");
+    }
     let pid = server.0.id();
     println!("== recording pid {pid} with cowscope");
     let mut scope = Command::new(bin.join("cowscope"))

@@ -3,9 +3,11 @@
 //! Every task does its own set-up, so each README command works on a fresh machine.
 
 mod bench;
+mod bench_persist;
 mod bench_probe;
 mod bench_store;
 mod demo;
+mod servers;
 mod setup;
 
 use anyhow::Result;

@@ -21,15 +21,21 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Installs what is missing; does nothing when everything is present.
 pub fn run() -> Result<()> {
+    packages()?;
+    ebpf_toolchain()?;
+    bpf_linker()?;
+    tracefs()
+}
+
+/// Installs the Debian packages that are missing (the benchmarks need only these).
+pub fn packages() -> Result<()> {
     let missing: Vec<&str> = PACKAGES.iter().filter(|(bin, _)| !on_path(bin)).map(|(_, pkg)| *pkg).collect();
     if !missing.is_empty() {
         eprintln!("xtask: installing {}", missing.join(" "));
         status(Command::new("apt-get").arg("update").arg("-q"))?;
         status(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing))?;
     }
-    ebpf_toolchain()?;
-    bpf_linker()?;
-    tracefs()
+    Ok(())
 }
 
 /// Runs cargo with the given arguments in the workspace.

@@ -10,7 +10,7 @@
 //! positions, like liblzf; its output need not be identical to Redis's, only
 //! valid, since readers only decompress.
 
-const HASH_LOG: u32 = 14;
+const HASH_LOG: u32 = 16;
 const MAX_LITERAL: usize = 32;
 const MAX_OFFSET: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
@@ -74,12 +74,13 @@ impl Compressor {
                     if out.len() >= max_out {
                         return false;
                     }
-                    // Index the positions inside the match, then skip past it.
+                    // Index the last two positions of the match (liblzf's
+                    // VERY_FAST mode), then continue after it.
                     let end = ip + len;
-                    let mut p = ip + 1;
-                    while p + 2 < n && p < end {
-                        table[hash(p)] = (p + 1) as u32;
-                        p += 1;
+                    for p in end.saturating_sub(2).max(ip + 1)..end {
+                        if p + 2 < n {
+                            table[hash(p)] = (p + 1) as u32;
+                        }
                     }
                     ip = end;
                     lit_start = ip;

@@ -1,0 +1,298 @@
+//! What the benchmark harnesses share: starting cowstore or Debian's
+//! redis-server with the same options, talking to them, reading their
+//! memory, pinning, machine facts, and writing a section of a results file.
+
+use crate::setup;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The two servers compared.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Which {
+    /// `target/release/cowstore`.
+    Cowstore,
+    /// Debian's `redis-server`.
+    Redis,
+}
+
+impl Which {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Cowstore => "cowstore",
+            Which::Redis => "redis-server",
+        }
+    }
+}
+
+/// A server process with its own directory; killed and cleaned up when dropped.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its working directory.
+    pub dir: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether processes can be pinned: `taskset` exists and there are two CPUs.
+pub fn can_pin() -> bool {
+    Command::new("sh").args(["-c", "command -v taskset"]).output().is_ok_and(|o| o.status.success())
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
+/// `program`, under `taskset -c cpu` when pinning.
+pub fn pinned(pin: bool, cpu: u32, program: &Path) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Starts a server on a free loopback port in a fresh directory (on the same
+/// disk for both), pinned to CPU 0 when `pin`. Both get the same options:
+/// persistence off and DEBUG allowed, then `extra` (later options win).
+pub fn start(which: Which, pin: bool, extra: &[&str]) -> Result<Running> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = std::env::temp_dir().join(format!("bench-{}-{}-{port}", which.name(), std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let dir_s = dir.display().to_string();
+    let port_s = port.to_string();
+    let common = [
+        "--port",
+        &port_s,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--enable-debug-command",
+        "yes",
+        "--dir",
+        &dir_s,
+    ];
+    let mut cmd = match which {
+        Which::Cowstore => pinned(pin, 0, &setup::target_dir().join("release/cowstore")),
+        Which::Redis => {
+            let mut c = pinned(pin, 0, Path::new("redis-server"));
+            c.args(["--daemonize", "no"]);
+            c
+        }
+    };
+    let child = cmd
+        .args(common)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", which.name()))?;
+    let mut server = Running { child, port, dir };
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            bail!("{} exited at startup: {st}", which.name());
+        }
+        if command(port, &["PING"]).is_ok_and(|r| r == "PONG") {
+            return Ok(server);
+        }
+        if t.elapsed() > Duration::from_secs(15) {
+            bail!("{} did not answer PING on port {port}", which.name());
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends one command and returns its reply's text (simple string, integer or bulk).
+pub fn command(port: u16, args: &[&str]) -> Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+    }
+    s.write_all(req.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let line = line.trim_end();
+    match line.as_bytes().first() {
+        Some(b'+' | b':') => Ok(line[1..].to_string()),
+        Some(b'$') => {
+            let n: usize = line[1..].parse().context("bulk length")?;
+            let mut buf = vec![0u8; n + 2];
+            r.read_exact(&mut buf)?;
+            buf.truncate(n);
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+        Some(b'-') => bail!("{args:?}: {}", &line[1..]),
+        _ => bail!("{args:?}: unexpected reply {line:?}"),
+    }
+}
+
+/// One redis-benchmark result line.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Sample {
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 99th percentile latency, ms.
+    pub p99: f64,
+}
+
+/// Runs `redis-benchmark --csv -t TESTS ARGS` against `port` (pinned to CPU 1
+/// when `pin`) and returns each test's figures.
+pub fn redis_benchmark(port: u16, tests: &[&str], args: &[&str], pin: bool) -> Result<BTreeMap<String, Sample>> {
+    let out = pinned(pin, 1, Path::new("redis-benchmark"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", &tests.join(","), "--csv"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("run redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("redis-benchmark failed ({}): {text}{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let parsed = parse_csv(&text)?;
+    for t in tests {
+        if !parsed.contains_key(&t.to_ascii_uppercase()) {
+            bail!("no {t} result in redis-benchmark output:\n{text}");
+        }
+    }
+    Ok(parsed)
+}
+
+/// Parses `redis-benchmark --csv`: a header naming the columns, then one line per test.
+fn parse_csv(text: &str) -> Result<BTreeMap<String, Sample>> {
+    let mut lines = text.lines().filter(|l| l.starts_with('"'));
+    let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim_matches('"').to_string()).collect() };
+    let header = split(lines.next().context("no CSV header from redis-benchmark")?);
+    let col = |name: &str| header.iter().position(|h| h == name).with_context(|| format!("no {name} column"));
+    let (test, rps, p50, p99) = (col("test")?, col("rps")?, col("p50_latency_ms")?, col("p99_latency_ms")?);
+    let mut out = BTreeMap::new();
+    for l in lines {
+        let f = split(l);
+        let num = |i: usize| -> Result<f64> { f.get(i).context("short CSV line")?.parse().context("CSV number") };
+        out.insert(f[test].clone(), Sample { rps: num(rps)?, p50: num(p50)?, p99: num(p99)? });
+    }
+    Ok(out)
+}
+
+/// A numeric `field:value` of an INFO reply.
+pub fn info_field(info: &str, name: &str) -> Option<u64> {
+    info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+}
+
+/// VmRSS of a process, in bytes.
+pub fn vm_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("no VmRSS")?
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+/// The median (NaN for none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Bytes as MiB with one decimal.
+pub fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Facts about the machine for a report.
+pub fn machine() -> Vec<(&'static str, String)> {
+    let sh = |cmd: &str| -> String {
+        Command::new("sh")
+            .args(["-c", cmd])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    vec![
+        ("date", sh("date -u '+%Y-%m-%d %H:%M UTC'")),
+        ("nproc", sh("nproc")),
+        ("kernel", sh("uname -sr")),
+        ("cpu", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-")),
+        ("memory", sh("free -h | awk '/^Mem:/ {print $2}'")),
+        ("disk of the data dirs", sh("df -hT /tmp | awk 'NR==2 {print $2, $1}'")),
+        ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),
+        ("redis-server", sh("redis-server --version")),
+        ("redis-benchmark", sh("redis-benchmark --version")),
+        ("rustc", sh("rustc --version")),
+    ]
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split(' ').next()?.parse().ok())
+}
+
+/// Replaces the section `name` of docs/benchmarks.md (between
+/// `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`), appending it if absent,
+/// so each harness rewrites only its own results.
+pub fn write_doc_section(name: &str, body: &str) -> Result<PathBuf> {
+    let path = setup::workspace().canonicalize()?.join("docs/benchmarks.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let (open, close) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let block = format!("{open}\n{}\n{close}", body.trim_end());
+    let new = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &text[..a], &text[b + close.len()..]),
+        _ => format!("{}\n\n{block}\n", text.trim_end()),
+    };
+    std::fs::write(&path, new).with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_benchmark_csv() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\
+                   \"SET\",\"465116.25\",\"1.610\",\"0.496\",\"1.519\",\"2.919\",\"3.303\",\"3.615\"\n\
+                   \"GET\",\"769230.75\",\"0.956\",\"0.392\",\"0.919\",\"1.447\",\"2.023\",\"2.519\"\n";
+        let r = parse_csv(csv).unwrap();
+        assert_eq!(r["SET"].rps, 465116.25);
+        assert_eq!(r["GET"].p50, 0.919);
+        assert_eq!(r["GET"].p99, 2.023);
+        assert!(parse_csv("\"test\",\"rps\"\n").is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+}
