@@ -197,12 +197,14 @@ impl Report {
                     (pages * 4096) as f64 / MIB
                 );
                 let row = self.cow.windows.iter().find(|r| r.child == w.child && r.epoch == w.epoch);
-                if let Some(own) = row.map(|r| r.child_faults.copied_pages) {
-                    let private = pages + own;
+                if let Some(c) = row.map(|r| r.child_faults) {
+                    let private = pages + c.copied_pages + c.zero_fills;
                     let _ = writeln!(
                         out,
-                        "    with the child's own {own} copies, {private} pages ({:.1} MiB) were private to the child \
-                         (what a Private_Dirty figure such as rdb_last_cow_size counts)",
+                        "    with the child's own {} copies and {} zero fills, {private} pages ({:.1} MiB) were \
+                         private to the child (what rdb_last_cow_size, its Private_Dirty, counts)",
+                        c.copied_pages,
+                        c.zero_fills,
                         (private * 4096) as f64 / MIB
                     );
                 }

@@ -198,10 +198,11 @@ pub static OPTIONS: &[OptionDef] = &[
         choice(one(v)?, &["debug", "verbose", "notice", "warning"])?),
     opt!("logfile", [], false, |c| c.logfile.clone(), |c, v| c.logfile = one(v)?.to_string()),
     opt!("pidfile", [], false, |c| c.pidfile.clone(), |c, v| c.pidfile = one(v)?.to_string()),
-    opt!("enable-debug-command", [], false, |c| permit_name(c.enable_debug_command),
-        |c, v| c.enable_debug_command = permit(one(v)?)?),
-    opt!("enable-protected-configs", [], false, |c| permit_name(c.enable_protected_configs),
-        |c, v| c.enable_protected_configs = permit(one(v)?)?),
+    opt!("enable-debug-command", [], false, |c| permit_name(c.enable_debug_command), |c, v| c.enable_debug_command =
+        permit(one(v)?)?),
+    opt!("enable-protected-configs", [], false, |c| permit_name(c.enable_protected_configs), |c, v| c
+        .enable_protected_configs =
+        permit(one(v)?)?),
     opt!("daemonize", [], false, |_c| "no".into(), |_c, v| {
         if yesno(one(v)?)? {
             return Err("daemonize is not supported; run cowstore under a supervisor".into());

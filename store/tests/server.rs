@@ -348,7 +348,11 @@ fn config_set_round_trips_every_mutable_option() {
     for name in ["dir", "dbfilename"] {
         assert_eq!(
             p.call(&["CONFIG", "SET", name, "x"]),
-            Resp::Line(b'-', format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config").into_bytes())
+            Resp::Line(
+                b'-',
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config")
+                    .into_bytes()
+            )
         );
     }
     let s = Server::start(&["--enable-protected-configs", "yes"]);

@@ -187,7 +187,8 @@ pub fn run_rdb(args: Args) -> Result<()> {
     let med = |w: Which, f: fn(&SaveRun) -> f64| median(runs[&w].iter().map(f).collect());
     let mut table =
         String::from("| Metric | cowstore | redis-server | ratio (cowstore / redis) |\n|---|---:|---:|---:|\n");
-    let rows: [(&str, fn(&SaveRun) -> f64, f64, &str); 4] = [
+    type Row = (&'static str, fn(&SaveRun) -> f64, f64, &'static str);
+    let rows: [Row; 4] = [
         ("BGSAVE wall time", |r| r.wall_ms, 1.0, "ms"),
         ("dump size", |r| r.dump_bytes as f64, 1024.0 * 1024.0, "MiB"),
         ("latest_fork_usec", |r| r.fork_usec as f64, 1000.0, "ms"),

@@ -173,10 +173,12 @@ pub fn page(key: &PageKey) -> Option<*mut PageStat> {
     p
 }
 
-/// Sends a record to userspace, counting it if the ring buffer is full.
+/// Sends a record to userspace and wakes it (even when lazy records wait
+/// unread, which would suppress the default wake-up), counting the record if
+/// the ring buffer is full.
 #[inline(always)]
 pub fn emit(event: Event) {
-    send(event, 0);
+    send(event, BPF_RB_FORCE_WAKEUP as u64);
 }
 
 /// Sends a frequent record (a write, an acknowledged write) without waking

@@ -347,10 +347,9 @@ pub fn permitted(p: crate::config::Permit, c: &Client) -> bool {
     match p {
         Permit::Yes => true,
         Permit::No => false,
-        Permit::Local => c
-            .conn
-            .as_ref()
-            .is_none_or(|c| c.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())),
+        Permit::Local => {
+            c.conn.as_ref().is_none_or(|c| c.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()))
+        }
     }
 }
 
