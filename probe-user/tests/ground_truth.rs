@@ -101,10 +101,17 @@ fn cow_thp_splits_and_copies_4k_not_2m() {
     assert_eq!(num(&r["huge_pages"]["parent_window"], "copies"), WINDOW_PAGES, "{r}");
     let splits = num(&report["forks"]["windows"][0]["vmstat_delta"], "thp_split_pmd");
     assert!(splits >= WINDOW_PAGES / 512, "thp_split_pmd +{splits}");
-    // After the child exited, untouched huge pages are reused whole: one fault per 2 MiB.
+    // After the child exited, the huge pages it no longer shares are reused,
+    // never copied. How many faults that takes varies from host to host: one
+    // per 2 MiB where the whole PMD is reused at once (seen on an earlier
+    // machine), up to a few hundred per 2 MiB on others (seen here, without
+    // cowscope attached too), never more than one per page written.
     let region = region(&report, num(&truth, "addr"));
-    let post = num(&region["parent_outside"], "faults");
-    assert!((1..=AFTER_PAGES / 512 + 2).contains(&post), "{post} post-exit faults");
+    let post = &region["parent_outside"];
+    let faults = num(post, "faults");
+    assert!((1..=AFTER_PAGES).contains(&faults), "{faults} post-exit faults: {post}");
+    assert_eq!(num(post, "copies"), 0, "post-exit faults copied: {post}");
+    assert_eq!(num(post, "reuses"), faults, "{post}");
 }
 
 #[test]

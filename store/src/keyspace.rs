@@ -208,6 +208,16 @@ impl Keyspace {
         self.dbs.iter().map(|d| d.dict.len()).sum()
     }
 
+    /// Signals a change to a collection: deletes the key when it became
+    /// empty (Redis never keeps an empty collection), touches it otherwise.
+    pub fn collection_changed(&mut self, db: usize, key: &[u8], now_empty: bool) {
+        if now_empty {
+            self.delete(db, key);
+        } else {
+            self.touch(db, key);
+        }
+    }
+
     /// Signals that a key changed: invalidates transactions watching it.
     pub fn touch(&mut self, db: usize, key: &[u8]) {
         if self.watches.keys.is_empty() {

@@ -4,19 +4,10 @@
 
 mod common;
 use common::data::{assert_same, capture, load_mixed};
-use common::{RedisServer, Server, q, temp_dir};
+use common::{RedisServer, Server, info_field, q, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn info_field(con: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("everything").query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("INFO has no {name}"))
-        .trim()
-        .to_string()
-}
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -13,26 +13,7 @@
 //! - `# ...` is a comment; `!flush` runs FLUSHALL on both.
 
 mod common;
-use common::{RedisServer, Resp, Server, read_resp, resp_request, split_line};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
-
-struct Conn {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Conn {
-    fn new(port: u16) -> Conn {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        Conn { r: BufReader::new(w.try_clone().unwrap()), w }
-    }
-    fn call(&mut self, args: &[Vec<u8>]) -> Resp {
-        self.w.write_all(&resp_request(args)).unwrap();
-        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
-    }
-}
+use common::{Raw, RedisServer, Resp, Server, split_line};
 
 /// Renders a reply readably for failure messages.
 fn show(r: &Resp) -> String {
@@ -67,9 +48,9 @@ fn scripts_match_redis_server() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for f in files.iter().filter(|p| p.extension().is_some_and(|e| e == "txt")) {
-        let (mut a, mut b) = (Conn::new(ours.port), Conn::new(theirs.port));
-        a.call(&[b"FLUSHALL".to_vec()]);
-        b.call(&[b"FLUSHALL".to_vec()]);
+        let (mut a, mut b) = (Raw::new(ours.port), Raw::new(theirs.port));
+        a.call_bytes(&[b"FLUSHALL".to_vec()]);
+        b.call_bytes(&[b"FLUSHALL".to_vec()]);
         let text = std::fs::read_to_string(f).unwrap();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -82,7 +63,7 @@ fn scripts_match_redis_server() {
                 _ => ("", line),
             };
             let args = split_line(cmd);
-            let (ra, rb) = (a.call(&args), b.call(&args));
+            let (ra, rb) = (a.call_bytes(&args), b.call_bytes(&args));
             let same = match mode {
                 "!ignore" => true,
                 "!unordered" => sorted_items(&ra, false) == sorted_items(&rb, false),

@@ -4,30 +4,8 @@
 //! `scripts/hashes.txt`).
 
 mod common;
-use common::{Resp, Server, cmd, err, q, read_resp, resp_request};
+use common::{Raw, Resp, Server, cmd, err, q};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
-
-/// A raw connection for checking wire shapes.
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn new(s: &Server) -> Raw {
-        let w = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        w.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        Raw { r: BufReader::new(w.try_clone().unwrap()), w }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        self.w.write_all(&resp_request(&args)).unwrap();
-        read_resp(&mut self.r).unwrap()
-    }
-}
 
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(b'$', s.as_bytes().to_vec())
@@ -276,7 +254,7 @@ fn counters_and_errors() {
 #[test]
 fn resp3_shapes() {
     let s = Server::start(&[]);
-    let mut r = Raw::new(&s);
+    let mut r = Raw::new(s.port);
     assert!(matches!(r.call(&["HELLO", "3"]), Resp::Agg(b'%', _)));
     r.call(&["HSET", "h", "a", "1", "b", "2"]);
     assert_eq!(r.call(&["HGETALL", "h"]), Resp::Agg(b'%', vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")]));

@@ -3,31 +3,9 @@
 //! are compared with redis-server by `scripts/lists.txt`).
 
 mod common;
-use common::{Resp, Server, cmd, err, q, read_resp, resp_request};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
+use common::{Raw, Resp, Server, cmd, err, q};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
-/// A raw connection for checking wire shapes.
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn new(s: &Server) -> Raw {
-        let w = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        w.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        Raw { r: BufReader::new(w.try_clone().unwrap()), w }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        self.w.write_all(&resp_request(&args)).unwrap();
-        read_resp(&mut self.r).unwrap()
-    }
-}
 
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(b'$', s.as_bytes().to_vec())
@@ -180,7 +158,7 @@ fn writes_invalidate_watch_and_count_changes() {
 #[test]
 fn resp3_null_shapes() {
     let s = Server::start(&[]);
-    let mut r = Raw::new(&s);
+    let mut r = Raw::new(s.port);
     assert!(matches!(r.call(&["HELLO", "3"]), Resp::Agg(b'%', _)));
     let null = Resp::Line(b'_', vec![]);
     assert_eq!(r.call(&["LPOP", "nokey"]), null);

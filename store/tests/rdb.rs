@@ -4,21 +4,11 @@
 
 mod common;
 use common::data::{assert_same, capture, load_mixed};
-use common::{RedisServer, Server, q, temp_dir};
+use common::{RedisServer, Server, info_field, q, temp_dir};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A field of INFO (all sections).
-fn info_field(con: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("everything").query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("INFO has no {name}"))
-        .trim()
-        .to_string()
-}
 
 fn wait_bgsave(con: &mut redis::Connection) {
     let deadline = Instant::now() + Duration::from_secs(120);

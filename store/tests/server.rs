@@ -3,40 +3,12 @@
 //! LIST, COMMAND INFO against redis-server, SHUTDOWN and startup errors.
 
 mod common;
-use common::{RedisServer, Resp, Server, err, q, read_resp, resp_request, temp_dir};
+use common::{Raw, RedisServer, Resp, Server, err, q, read_resp, resp_request, temp_dir};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A raw RESP connection: exact replies, RESP3 included.
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn new(port: u16) -> Raw {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { r: BufReader::new(w.try_clone().unwrap()), w }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        self.w.write_all(&resp_request(&args)).unwrap();
-        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
-    }
-
-    /// The reply's text: a simple string, error, bulk or verbatim string.
-    fn text(&mut self, args: &[&str]) -> String {
-        match self.call(args) {
-            Resp::Line(_, b) | Resp::Bulk(_, b) => String::from_utf8_lossy(&b).into_owned(),
-            other => panic!("{args:?}: unexpected {other:?}"),
-        }
-    }
-}
 
 fn line(kind: u8, s: &str) -> Resp {
     Resp::Line(kind, s.as_bytes().to_vec())

@@ -2,44 +2,24 @@
 //! clients, expiry of watched keys, atomicity of EXEC, RESP3 replies.
 
 mod common;
-use common::{Resp, Server, q, read_resp, resp_request};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
+use common::{Raw, Resp, Server, q, read_resp, resp_request};
+use std::io::Write;
 use std::time::Duration;
 
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn new(port: u16) -> Raw {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { r: BufReader::new(w.try_clone().unwrap()), w }
+/// WATCH `key` (in the selected db), then let `other` run `change`, then
+/// MULTI / PING / EXEC; true when EXEC ran the transaction.
+fn watch_then(this: &mut Raw, key: &str, other: &mut Raw, change: &[&[&str]]) -> bool {
+    assert_eq!(this.call(&["WATCH", key]), ok());
+    for c in change {
+        let r = other.call(c);
+        assert!(!matches!(r, Resp::Line(b'-', _)), "{c:?}: {r:?}");
     }
-
-    fn call(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        self.w.write_all(&resp_request(&args)).unwrap();
-        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
-    }
-
-    /// WATCH `key` (in the selected db), then let `other` run `change`, then
-    /// MULTI / PING / EXEC; true when EXEC ran the transaction.
-    fn watch_then(&mut self, key: &str, other: &mut Raw, change: &[&[&str]]) -> bool {
-        assert_eq!(self.call(&["WATCH", key]), ok());
-        for c in change {
-            let r = other.call(c);
-            assert!(!matches!(r, Resp::Line(b'-', _)), "{c:?}: {r:?}");
-        }
-        assert_eq!(self.call(&["MULTI"]), ok());
-        assert_eq!(self.call(&["PING"]), Resp::Line(b'+', b"QUEUED".to_vec()));
-        match self.call(&["EXEC"]) {
-            Resp::NullArray => false,
-            Resp::Agg(_, v) if v.len() == 1 => true,
-            other => panic!("EXEC: {other:?}"),
-        }
+    assert_eq!(this.call(&["MULTI"]), ok());
+    assert_eq!(this.call(&["PING"]), Resp::Line(b'+', b"QUEUED".to_vec()));
+    match this.call(&["EXEC"]) {
+        Resp::NullArray => false,
+        Resp::Agg(_, v) if v.len() == 1 => true,
+        other => panic!("EXEC: {other:?}"),
     }
 }
 
@@ -90,24 +70,25 @@ fn watch_is_invalidated_by_other_connections() {
     ];
     for (change, fails) in cases {
         setup(&mut b);
-        assert_eq!(a.watch_then("k", &mut b, change), !fails, "{change:?}");
+        assert_eq!(watch_then(&mut a, "k", &mut b, change), !fails, "{change:?}");
     }
     // A key absent when watched: creating it (even in a swapped-in db) counts.
     setup(&mut b);
     b.call(&["DEL", "k"]);
-    assert!(!a.watch_then("k", &mut b, &[&["SET", "k", "new"]]));
+    assert!(!watch_then(&mut a, "k", &mut b, &[&["SET", "k", "new"]]));
     b.call(&["DEL", "k"]);
-    assert!(!a.watch_then(
+    assert!(!watch_then(
+        &mut a,
         "k",
         &mut b,
         &[&["SELECT", "1"], &["SET", "k", "x"], &["SWAPDB", "0", "1"], &["SELECT", "0"]]
     ));
     b.call(&["FLUSHALL"]);
-    assert!(a.watch_then("k", &mut b, &[&["FLUSHALL"]]), "flushing a db without the key is not a change");
+    assert!(watch_then(&mut a, "k", &mut b, &[&["FLUSHALL"]]), "flushing a db without the key is not a change");
     // Watching in db 1 while the other client writes db 0.
     a.call(&["SELECT", "1"]);
-    assert!(a.watch_then("k", &mut b, &[&["SET", "k", "db0"]]));
-    assert!(!a.watch_then("k", &mut b, &[&["SELECT", "1"], &["SET", "k", "db1"], &["SELECT", "0"]]));
+    assert!(watch_then(&mut a, "k", &mut b, &[&["SET", "k", "db0"]]));
+    assert!(!watch_then(&mut a, "k", &mut b, &[&["SELECT", "1"], &["SET", "k", "db1"], &["SELECT", "0"]]));
     a.call(&["SELECT", "0"]);
     // Several watched keys: any change fails, UNWATCH forgets them all.
     a.call(&["WATCH", "x", "y"]);
@@ -144,7 +125,7 @@ fn watched_keys_that_expire() {
     assert_eq!(a.call(&["EXEC"]), Resp::NullArray);
     // A TTL far away does not.
     a.call(&["SET", "e", "1", "EX", "100"]);
-    assert!(a.watch_then("e", &mut b, &[&["GET", "e"]]));
+    assert!(watch_then(&mut a, "e", &mut b, &[&["GET", "e"]]));
 }
 
 #[test]

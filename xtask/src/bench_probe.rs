@@ -2,17 +2,20 @@
 //!
 //! redis-benchmark SET/GET throughput against the server alone and with
 //! `cowscope record` attached (with `--aof` on cowstore, also with
-//! `--no-markers`), in alternating runs; then the per-event cost of cowscope's
-//! programs (`kernel.bpf_stats_enabled`) and the same measurements for a
-//! bpftrace script that counts the equivalent events.
+//! `--no-markers`), in alternating runs (ABBA order, so drift in the
+//! machine's load hits every configuration alike); then the per-event cost
+//! of cowscope's programs (`kernel.bpf_stats_enabled`) and the same
+//! measurements for a bpftrace script that counts the equivalent events.
+//! Results go to the `probe-SERVER` section of docs/benchmarks.md.
 
+use crate::servers::{Sample, Which, can_pin, load_average, machine, median, redis_benchmark, start};
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
+    fmt::Write as _,
     io::{BufRead, BufReader},
-    net::{TcpListener, TcpStream},
     path::Path,
     process::{Child, Command, Stdio},
     thread::sleep,
@@ -22,9 +25,9 @@ use std::{
 /// Options of `bench probe`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Server to load: `redis` (Debian's redis-server) or `cowstore`
-    /// (target/release/cowstore, built first); both get Redis's options.
-    #[arg(long, default_value = "redis")]
+    /// Server to load: `cowstore` (target/release/cowstore, built first) or
+    /// `redis` (Debian's redis-server); both get Redis's options.
+    #[arg(long, default_value = "cowstore")]
     server: String,
     /// Run the server with `appendonly yes`, `appendfsync everysec` (without
     /// automatic rewrites): cowstore's markers fire only then.
@@ -42,10 +45,10 @@ pub struct Args {
     /// redis-benchmark pipeline depth.
     #[arg(long, default_value_t = 16)]
     pipeline: u32,
+    /// A smoke run: 2 runs of 200000 requests; docs/benchmarks.md is left as it is.
+    #[arg(long)]
+    quick: bool,
 }
-
-/// Throughput of one redis-benchmark run, requests per second by test.
-type Throughput = HashMap<String, f64>;
 
 /// The bpftrace script counting what cowscope counts (copy-on-write faults
 /// with their copies, fork, sync and write latency) for one process.
@@ -66,15 +69,12 @@ uprobe:{exe}:cowstore_marker_write_acked /pid == $1/ { @acked = count(); }
 uprobe:{exe}:cowstore_marker_fsync_done /pid == $1/ { @fsynced = count(); }
 "#;
 
-/// A child process interrupted (SIGINT, then SIGKILL after 10 s) when dropped.
-struct Running(Option<Child>);
+/// A tracer process (cowscope or bpftrace), interrupted like Ctrl-C when
+/// finished or dropped, killed if it has not exited 10 s later.
+struct Tracer(Option<Child>);
 
-impl Running {
-    fn pid(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-
-    /// Interrupts the process and collects what it printed.
+impl Tracer {
+    /// Interrupts the tracer and collects what it printed.
     fn finish(mut self) -> Result<std::process::Output> {
         let child = self.0.take().context("already finished")?;
         interrupt(child.id())?;
@@ -82,7 +82,7 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for Tracer {
     fn drop(&mut self) {
         let Some(mut child) = self.0.take() else {
             return;
@@ -100,68 +100,13 @@ impl Drop for Running {
     }
 }
 
+/// Sends SIGINT to `pid`.
 fn interrupt(pid: u32) -> Result<()> {
     setup::output(Command::new("kill").arg("-INT").arg(pid.to_string())).map(|_| ())
 }
 
-/// Starts the server on a free loopback port; returns it and the port.
-fn start_server(args: &Args) -> Result<(Running, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let dir = std::env::temp_dir().join(format!("cowscope-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let which = args.server.as_str();
-    let mut cmd = match which {
-        "redis" => Command::new("redis-server"),
-        "cowstore" => Command::new(server_exe(which)),
-        other => bail!("unknown server {other}: use redis or cowstore"),
-    };
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]).arg("--dir").arg(&dir);
-    if args.aof {
-        cmd.args(["--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0"]);
-    } else {
-        cmd.args(["--appendonly", "no"]);
-    }
-    let child = Running(Some(cmd.stdout(Stdio::null()).spawn().with_context(|| format!("start {which}"))?));
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("{which} did not start listening on port {port}");
-        }
-        sleep(Duration::from_millis(50));
-    }
-    Ok((child, port))
-}
-
-/// The server's executable.
-fn server_exe(which: &str) -> std::path::PathBuf {
-    match which {
-        "cowstore" => setup::target_dir().join("release/cowstore"),
-        _ => "redis-server".into(),
-    }
-}
-
-fn benchmark(port: u16, args: &Args) -> Result<Throughput> {
-    let csv = setup::output(
-        Command::new("redis-benchmark")
-            .args(["-p", &port.to_string(), "-t", "set,get", "--csv", "-r", "100000"])
-            .args(["-n", &args.requests.to_string(), "-c", &args.clients.to_string()])
-            .args(["-P", &args.pipeline.to_string(), "-d", "64"]),
-    )?;
-    let mut out = Throughput::new();
-    for line in csv.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').map(|f| f.trim_matches('"')).collect();
-        if let (Some(test), Some(rps)) = (fields.first(), fields.get(1).and_then(|v| v.parse().ok())) {
-            out.insert(test.to_string(), rps);
-        }
-    }
-    if out.is_empty() {
-        bail!("no throughput in redis-benchmark output: {csv}");
-    }
-    Ok(out)
-}
-
 /// Starts `cowscope record -p PID --json EXTRA...` and waits until it is attached.
-fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Running> {
+fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Tracer> {
     let mut child = Command::new(cowscope)
         .args(["record", "-p", &pid.to_string(), "--json"])
         .args(extra)
@@ -169,8 +114,7 @@ fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Running>
         .stderr(Stdio::piped())
         .spawn()
         .context("start cowscope")?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
     loop {
         match lines.next() {
             Some(Ok(l)) if l.starts_with("Tracing PID") => break,
@@ -178,39 +122,40 @@ fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Running>
             _ => bail!("cowscope exited before attaching"),
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Running(Some(child)))
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Tracer(Some(child)))
 }
 
 /// Stops cowscope and returns its JSON report.
-fn stop_cowscope(c: Running) -> Result<Value> {
+fn stop_cowscope(c: Tracer) -> Result<Value> {
     let out = c.finish()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with('{')).context("no cowscope report")?;
     Ok(serde_json::from_str(line)?)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
+/// Turns `kernel.bpf_stats_enabled` on or off.
 fn set_bpf_stats(on: bool) -> Result<()> {
     std::fs::write("/proc/sys/kernel/bpf_stats_enabled", if on { "1" } else { "0" })
         .context("set kernel.bpf_stats_enabled")
 }
 
+/// `bpftool prog show --json`.
+fn programs() -> Result<Vec<Value>> {
+    let json: Value = serde_json::from_str(&setup::output(Command::new("bpftool").args(["prog", "show", "--json"]))?)?;
+    Ok(json.as_array().cloned().unwrap_or_default())
+}
+
 /// Program ids loaded now.
 fn program_ids() -> Result<Vec<u64>> {
-    let json: Value = serde_json::from_str(&setup::output(Command::new("bpftool").args(["prog", "show", "--json"]))?)?;
-    Ok(json.as_array().map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect()).unwrap_or_default())
+    Ok(programs()?.iter().filter_map(|p| p["id"].as_u64()).collect())
 }
 
 /// Total (runs, run time ns) of programs not in `before`.
 fn new_programs_cost(before: &[u64]) -> Result<(u64, u64)> {
-    let json: Value = serde_json::from_str(&setup::output(Command::new("bpftool").args(["prog", "show", "--json"]))?)?;
     let (mut runs, mut ns) = (0, 0);
-    for p in json.as_array().into_iter().flatten() {
+    for p in programs()? {
         if p["id"].as_u64().is_some_and(|id| !before.contains(&id)) {
             runs += p["run_cnt"].as_u64().unwrap_or(0);
             ns += p["run_time_ns"].as_u64().unwrap_or(0);
@@ -219,56 +164,66 @@ fn new_programs_cost(before: &[u64]) -> Result<(u64, u64)> {
     Ok((runs, ns))
 }
 
-fn print_row(label: &str, runs: &[Throughput], base: Option<&HashMap<String, f64>>) -> HashMap<String, f64> {
-    let mut medians = HashMap::new();
-    for test in ["SET", "GET"] {
-        let m = median(runs.iter().filter_map(|r| r.get(test).copied()).collect());
-        medians.insert(test.to_string(), m);
-    }
-    let ratio = |t: &str| match base {
-        Some(b) => format!(" ({:+.1}%)", (medians[t] / b[t] - 1.0) * 100.0),
-        None => String::new(),
-    };
-    println!(
-        "{label:<28} SET {:>10.0} req/s{}   GET {:>10.0} req/s{}",
-        medians["SET"],
-        ratio("SET"),
-        medians["GET"],
-        ratio("GET")
-    );
-    medians
+/// Nanoseconds per program run (0 when nothing ran).
+fn per_run(ns: u64, runs: u64) -> f64 {
+    if runs == 0 { 0.0 } else { ns as f64 / runs as f64 }
 }
 
-/// Runs the benchmark and prints the figures.
-pub fn run(args: Args) -> Result<()> {
+/// One configuration's runs, by test.
+type Runs = Vec<BTreeMap<String, Sample>>;
+
+/// Median rps and p99 of `test` over `runs`.
+fn medians(runs: &Runs, test: &str) -> (f64, f64) {
+    let pick = |f: fn(&Sample) -> f64| median(runs.iter().filter_map(|r| r.get(test).map(f)).collect());
+    (pick(|s| s.rps), pick(|s| s.p99))
+}
+
+/// Runs the benchmark, prints the figures and records them.
+pub fn run(mut args: Args) -> Result<()> {
     setup::run()?;
-    let mut build = vec!["build", "--release", "-p", "probe-user"];
-    if args.server == "cowstore" {
-        build.extend(["-p", "cowstore"]);
+    if args.quick {
+        (args.runs, args.requests) = (2, 200_000);
     }
-    setup::cargo(&build)?;
-    let cowscope = crate::setup::target_dir().join("release/cowscope");
-    let (server, port) = start_server(&args)?;
-    let pid = server.pid();
+    let which = match args.server.as_str() {
+        "cowstore" => Which::Cowstore,
+        "redis" => Which::Redis,
+        other => bail!("unknown server {other}: use cowstore or redis"),
+    };
+    setup::cargo(&["build", "--release", "-p", "probe-user", "-p", "cowstore"])?;
+    let cowscope = setup::target_dir().join("release/cowscope");
+    let pin = can_pin();
+    let aof: &[&str] = if args.aof {
+        &["--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0"]
+    } else {
+        &[]
+    };
+    let facts = machine();
+    let server = start(which, pin, aof)?;
+    let (pid, port) = (server.child.id(), server.port);
+    let (requests, clients, pipeline) =
+        (args.requests.to_string(), args.clients.to_string(), args.pipeline.to_string());
+    let bench_args = ["-n", &requests, "-r", "100000", "-c", &clients, "-P", &pipeline, "-d", "64"];
+    let benchmark = || redis_benchmark(port, &["set", "get"], &bench_args, pin);
     set_bpf_stats(false)?;
-    benchmark(port, &args)?; // warm-up: fills the keyspace and the caches
+    benchmark()?; // warm-up: fills the keyspace and the caches
 
     // Configurations: cowscope's extra arguments, None for the server alone.
-    let mut configs: Vec<(&str, Option<&[&str]>)> = vec![("server alone", None), ("with cowscope record", Some(&[]))];
-    if args.aof && args.server == "cowstore" {
-        configs.push(("cowscope --no-markers", Some(&["--no-markers"])));
+    let mut configs: Vec<(&str, Option<&[&str]>)> = vec![("server alone", None), ("cowscope record", Some(&[]))];
+    if args.aof && which == Which::Cowstore {
+        configs.push(("cowscope record --no-markers", Some(&["--no-markers"])));
     }
-    let mut results: Vec<Vec<Throughput>> = vec![Vec::new(); configs.len()];
+    let mut results: Vec<Runs> = vec![Vec::new(); configs.len()];
     for round in 0..args.runs {
-        // Forward, then backward (ABBA), so drift in the machine's load hits every configuration alike.
-        let order: Vec<usize> =
-            if round % 2 == 0 { (0..configs.len()).collect() } else { (0..configs.len()).rev().collect() };
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for i in order {
             let run = match configs[i].1 {
-                None => benchmark(port, &args)?,
+                None => benchmark()?,
                 Some(extra) => {
                     let scope = attach_cowscope(&cowscope, pid, extra)?;
-                    let run = benchmark(port, &args)?;
+                    let run = benchmark()?;
                     stop_cowscope(scope)?;
                     run
                 }
@@ -276,81 +231,111 @@ pub fn run(args: Args) -> Result<()> {
             results[i].push(run);
         }
     }
-    println!(
-        "\n{}{} on 127.0.0.1:{port}, {} requests x {} runs, {} clients, pipeline {}",
-        args.server,
-        if args.aof { " (appendonly yes, appendfsync everysec)" } else { "" },
-        args.requests,
-        args.runs,
-        args.clients,
-        args.pipeline
-    );
-    let base = print_row(configs[0].0, &results[0], None);
-    for (c, runs) in configs.iter().zip(&results).skip(1) {
-        print_row(c.0, runs, Some(&base));
-    }
 
     // Per-event cost: one more run of each tracer with BPF statistics on.
     set_bpf_stats(true)?;
     let scope = attach_cowscope(&cowscope, pid, &[])?;
-    let with_stats = benchmark(port, &args)?;
+    let with_stats = benchmark()?;
     let report = stop_cowscope(scope)?;
-    let (mut runs, mut ns) = (0u64, 0u64);
-    for p in report["programs"].as_array().into_iter().flatten() {
-        runs += p["runs"].as_u64().unwrap_or(0);
-        ns += p["run_time_ns"].as_u64().unwrap_or(0);
-    }
+    let mut busiest: Vec<(String, u64, u64)> = report["programs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or(0);
+            (p["name"].as_str().unwrap_or("?").to_string(), n("runs"), n("run_time_ns"))
+        })
+        .collect();
+    let (runs, ns) = busiest.iter().fold((0, 0), |(r, t), p| (r + p.1, t + p.2));
     let before = program_ids()?;
-    let script = std::env::temp_dir().join("cowscope-bench.bt");
+    let script = std::env::temp_dir().join(format!("cowscope-bench-{}.bt", std::process::id()));
     let mut text = BPFTRACE.to_string();
     if report["exposure"].is_object() {
-        text.push_str(&BPFTRACE_MARKERS.replace("{exe}", &server_exe(&args.server).display().to_string()));
+        let exe = setup::target_dir().join("release/cowstore");
+        text.push_str(&BPFTRACE_MARKERS.replace("{exe}", &exe.display().to_string()));
     }
     std::fs::write(&script, text)?;
-    let bt = Running(Some(
+    let bt = Tracer(Some(
         Command::new("bpftrace")
             .arg(&script)
             .arg(pid.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("start bpftrace")?,
+            .context("start bpftrace (apt-get install bpftrace)")?,
     ));
-    let start = Instant::now();
+    let waiting = Instant::now();
     while program_ids()?.len() <= before.len() {
-        if start.elapsed() > Duration::from_secs(30) {
+        if waiting.elapsed() > Duration::from_secs(30) {
             bail!("bpftrace did not attach");
         }
         sleep(Duration::from_millis(100));
     }
     sleep(Duration::from_secs(1));
-    let bt_run = benchmark(port, &args)?;
+    let bt_run = benchmark()?;
     let (bt_runs, bt_ns) = new_programs_cost(&before)?;
     drop(bt);
+    let _ = std::fs::remove_file(&script);
     set_bpf_stats(false)?;
-    print_row("cowscope, BPF stats on", &[with_stats], Some(&base));
-    print_row("bpftrace script", &[bt_run], Some(&base));
-    let per = |ns: u64, runs: u64| {
-        if runs == 0 { 0.0 } else { ns as f64 / runs as f64 }
-    };
-    println!(
-        "\nper-event cost: cowscope {:.0} ns over {runs} program runs; bpftrace {:.0} ns over {bt_runs} runs",
-        per(ns, runs),
-        per(bt_ns, bt_runs)
-    );
-    let mut busiest: Vec<(&str, u64, u64)> = report["programs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            (p["name"].as_str().unwrap_or("?"), p["runs"].as_u64().unwrap_or(0), p["run_time_ns"].as_u64().unwrap_or(0))
-        })
-        .collect();
-    busiest.sort_by_key(|&(_, _, ns)| std::cmp::Reverse(ns));
-    println!("busiest cowscope programs (runs, ns per run):");
-    for (name, runs, ns) in busiest.into_iter().take(6) {
-        println!("  {name:<30} {runs:>10} {:>6.0}", per(ns, runs));
-    }
     drop(server);
+
+    // The report.
+    let title = format!("{}{}", which.name(), if args.aof { " (appendonly yes, appendfsync everysec)" } else { "" });
+    let mut doc = format!(
+        "## cowscope's overhead on {title}\n\nCommand: `sudo cargo xtask bench probe --server {}{}`\n\n",
+        args.server,
+        if args.aof { " --aof" } else { "" }
+    );
+    let _ = writeln!(
+        doc,
+        "Load: redis-benchmark -t set,get {} --csv, {} alternating run(s) per configuration (ABBA), medians{}.\n",
+        bench_args.join(" "),
+        args.runs,
+        if pin { "; server on CPU 0, client on CPU 1 (taskset)" } else { "" }
+    );
+    for (k, v) in &facts {
+        let _ = writeln!(doc, "- {k}: {v}");
+    }
+    let _ = writeln!(doc, "- load average at the end: {}\n", load_average().map_or("?".into(), |l| l.to_string()));
+    doc.push_str("| Configuration | SET req/s | SET change | GET req/s | GET change | SET p99 ms | GET p99 ms |\n");
+    doc.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    let (base_set, base_get) = (medians(&results[0], "SET").0, medians(&results[0], "GET").0);
+    let mut worst: f64 = 0.0;
+    let mut row = |label: &str, runs: &Runs, measured: bool| {
+        let ((set, set99), (get, get99)) = (medians(runs, "SET"), medians(runs, "GET"));
+        let (ds, dg) = ((set / base_set - 1.0) * 100.0, (get / base_get - 1.0) * 100.0);
+        if measured {
+            worst = worst.min(ds).min(dg);
+        }
+        let _ = writeln!(doc, "| {label} | {set:.0} | {ds:+.1}% | {get:.0} | {dg:+.1}% | {set99:.3} | {get99:.3} |");
+    };
+    for (i, (label, _)) in configs.iter().enumerate() {
+        row(label, &results[i], i > 0);
+    }
+    row("cowscope record, BPF stats on (1 run)", &vec![with_stats], false);
+    row("bpftrace script, BPF stats on (1 run)", &vec![bt_run], false);
+    let _ = writeln!(
+        doc,
+        "\nPer-event cost (`kernel.bpf_stats_enabled`): cowscope {:.0} ns per program run over {runs} runs; \
+         the bpftrace script {:.0} ns over {bt_runs} runs.\n",
+        per_run(ns, runs),
+        per_run(bt_ns, bt_runs)
+    );
+    doc.push_str("| Busiest cowscope programs | runs | ns per run |\n|---|---:|---:|\n");
+    busiest.sort_by_key(|p| std::cmp::Reverse(p.2));
+    for (name, runs, ns) in busiest.iter().take(6) {
+        let _ = writeln!(doc, "| {name} | {runs} | {:.0} |", per_run(*ns, *runs));
+    }
+    let verdict = if worst >= -3.0 { "met" } else { "missed" };
+    let _ =
+        writeln!(doc, "\nTarget (at most 3% throughput loss with cowscope attached): {verdict}, worst {worst:+.1}%.");
+    println!("{doc}");
+    if args.quick {
+        eprintln!("bench probe: quick run, docs/benchmarks.md left unchanged");
+        return Ok(());
+    }
+    let section = format!("probe-{}{}", args.server, if args.aof { "-aof" } else { "" });
+    let path = crate::servers::write_doc_section(&section, &doc)?;
+    eprintln!("bench probe: wrote {}", path.display());
     Ok(())
 }

@@ -3,11 +3,11 @@
 //! a BGSAVE snapshots the keyspace, then prints cowscope's report next to
 //! cowstore's own figures.
 
+use crate::servers::{Which, command, start};
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,20 +29,14 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     setup::run()?;
     setup::cargo(&["build", "--release", "-p", "cowstore", "-p", "probe-user"])?;
-    let bin = setup::target_dir().join("release");
-    let dir = std::env::temp_dir().join(format!("cowscope-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
-    println!("== starting cowstore on 127.0.0.1:{port} (dir {}, appendfsync {})", dir.display(), args.appendfsync);
-    let mut server = Guard(
-        Command::new(bin.join("cowstore"))
-            .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap_or("."), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", &args.appendfsync, "--auto-aof-rewrite-percentage", "0"])
-            .args(["--logfile", "cowstore.log"])
-            .spawn()
-            .context("starting cowstore")?,
+    let aof = ["--appendonly", "yes", "--appendfsync", &args.appendfsync, "--auto-aof-rewrite-percentage", "0"];
+    let server = start(Which::Cowstore, false, &aof)?;
+    let (port, pid) = (server.port, server.child.id());
+    println!(
+        "== cowstore on 127.0.0.1:{port}, pid {pid} (dir {}, appendfsync {})",
+        server.dir.display(),
+        args.appendfsync
     );
-    wait_port(port)?;
     // The load's own key names (DEBUG POPULATE's differ): new keys during the
     // snapshot would grow the keyspace's table, and the old one, freed by the
     // parent, would become private to the child without any copy.
@@ -57,16 +51,15 @@ pub fn run(args: Args) -> Result<()> {
     if !populated.success() {
         bail!("populating cowstore failed: {populated}");
     }
-    let pid = server.0.id();
     println!("== recording pid {pid} with cowscope");
-    let mut scope = Command::new(bin.join("cowscope"))
+    let mut scope = Command::new(setup::target_dir().join("release/cowscope"))
         .args(["record", "-p", &pid.to_string()])
         .stderr(Stdio::piped())
         .spawn()
         .context("starting cowscope")?;
     wait_for_line(scope.stderr.take().context("cowscope stderr")?, "Tracing PID")?;
     // Both exposure figures then cover the same writes.
-    call(port, &["DURABILITY", "RESET"])?;
+    command(port, &["DURABILITY", "RESET"])?;
     println!("== write load: redis-benchmark SET, 50 clients, pipeline 16, random keys");
     let mut load = Guard(
         Command::new("redis-benchmark")
@@ -79,23 +72,20 @@ pub fn run(args: Args) -> Result<()> {
     );
     std::thread::sleep(Duration::from_secs(2));
     println!("== BGSAVE under load");
-    println!("   {}", call(port, &["BGSAVE"])?);
+    println!("   {}", command(port, &["BGSAVE"])?);
     let t = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        if info_field(port, "rdb_bgsave_in_progress")? == "0" {
-            break;
-        }
+    while info(port, "rdb_bgsave_in_progress")? != "0" {
         if t.elapsed() > Duration::from_secs(300) {
             bail!("BGSAVE did not finish in 5 minutes");
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
     let _ = load.0.kill();
     let _ = load.0.wait();
     // Let the last acknowledged writes become durable before stopping cowscope.
     let t = Instant::now();
-    while info_field(port, "durability_pending_writes")? != "0" && t.elapsed() < Duration::from_secs(5) {
+    while info(port, "durability_pending_writes")? != "0" && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
     }
     // SIGINT ends the recording cleanly; cowscope prints its report.
@@ -113,18 +103,16 @@ pub fn run(args: Args) -> Result<()> {
         "aof_delayed_fsync",
         &format!("exposure_{}", args.appendfsync),
     ] {
-        println!("   {f}:{}", info_field(port, f).unwrap_or_else(|_| "?".into()));
+        println!("   {f}:{}", info(port, f).unwrap_or_else(|_| "?".into()));
     }
-    let _ = call(port, &["SHUTDOWN", "NOSAVE"]);
-    let _ = server.0.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
     if !status.success() {
         bail!("cowscope exited with {status}");
     }
     Ok(())
 }
 
-/// Kills the child when dropped (an early error must not leave servers running).
+/// Kills the child when dropped (an early error must not leave a load running).
 struct Guard(Child);
 
 impl Drop for Guard {
@@ -134,22 +122,7 @@ impl Drop for Guard {
     }
 }
 
-/// A free loopback port.
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_port(port: u16) -> Result<()> {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            bail!("server on port {port} did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
+/// Echoes `from` line by line to stderr; returns once a line holds `needle`.
 fn wait_for_line(from: impl Read + Send + 'static, needle: &str) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let needle = needle.to_string();
@@ -166,30 +139,11 @@ fn wait_for_line(from: impl Read + Send + 'static, needle: &str) -> Result<()> {
     rx.recv_timeout(Duration::from_secs(60)).context("cowscope did not start tracing (is this root?)")
 }
 
-/// Sends one command and returns the reply's first line (bulk replies read whole).
-fn call(port: u16, args: &[&str]) -> Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes())?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    if let Some(n) = line.strip_prefix('$') {
-        let n: usize = n.trim().parse().unwrap_or(0);
-        let mut body = vec![0u8; n + 2];
-        r.read_exact(&mut body)?;
-        return Ok(String::from_utf8_lossy(&body[..n]).into_owned());
-    }
-    Ok(line.trim_end().to_string())
-}
-
-fn info_field(port: u16, name: &str) -> Result<String> {
-    let info = call(port, &["INFO", "everything"])?;
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+/// Field `name` of `INFO everything`, as text.
+fn info(port: u16, name: &str) -> Result<String> {
+    let text = command(port, &["INFO", "everything"])?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(|v| v.trim().to_string())
         .with_context(|| format!("INFO has no {name}"))
 }

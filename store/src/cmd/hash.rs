@@ -175,11 +175,7 @@ fn hdel(ctx: &mut Ctx, a: &Args) {
     }
     let empty = h.is_empty();
     if deleted > 0 {
-        if empty {
-            ctx.srv.ks.delete(db, key);
-        } else {
-            ctx.srv.ks.touch(db, key);
-        }
+        ctx.srv.ks.collection_changed(db, key, empty);
         ctx.srv.ks.dirty += deleted;
     }
     ctx.c.reply.int(deleted as i64);

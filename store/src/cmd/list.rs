@@ -52,15 +52,6 @@ fn list_ref<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8]) -> Result<Option<&'
     }
 }
 
-/// Signals a change to a list: deletes the key when the list became empty.
-fn changed(ks: &mut Keyspace, db: usize, key: &[u8], now_empty: bool) {
-    if now_empty {
-        ks.delete(db, key);
-    } else {
-        ks.touch(db, key);
-    }
-}
-
 /// LPUSH/RPUSH/LPUSHX/RPUSHX: `front` picks the end, `xx` requires the key.
 fn push_generic(ctx: &mut Ctx, a: &Args, front: bool, xx: bool) {
     let db = ctx.db();
@@ -148,7 +139,7 @@ fn pop_generic(ctx: &mut Ctx, a: &Args, front: bool) {
         }
     };
     let empty = l.is_empty();
-    changed(&mut ctx.srv.ks, db, key, empty);
+    ctx.srv.ks.collection_changed(db, key, empty);
     ctx.srv.ks.dirty += popped as u64;
 }
 
@@ -236,7 +227,7 @@ fn lrem(ctx: &mut Ctx, a: &Args) {
     let removed = l.remove_matching(&a[3], limit, count < 0);
     let empty = l.is_empty();
     if removed > 0 {
-        changed(&mut ctx.srv.ks, db, key, empty);
+        ctx.srv.ks.collection_changed(db, key, empty);
         ctx.srv.ks.dirty += removed as u64;
     }
     ctx.c.reply.int(removed as i64);
@@ -257,7 +248,7 @@ fn ltrim(ctx: &mut Ctx, a: &Args) {
     l.retain_range(clamp_range(start, end, before));
     let removed = before - l.len();
     let empty = l.is_empty();
-    changed(&mut ctx.srv.ks, db, key, empty);
+    ctx.srv.ks.collection_changed(db, key, empty);
     ctx.srv.ks.dirty += removed as u64;
     ctx.c.reply.ok();
 }
@@ -415,7 +406,7 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_front: bool, to_fron
                 ks.set(db, dst, Value::List(Box::new(d)), false);
             }
         }
-        changed(ks, db, src, empty);
+        ks.collection_changed(db, src, empty);
         ks.dirty += 1;
         return;
     }

@@ -353,6 +353,44 @@ pub fn permitted(p: crate::config::Permit, c: &Client) -> bool {
     }
 }
 
+/// A collection whose members SREM and ZREM remove.
+pub trait Members {
+    /// The collection held by `v`, if `v` is of this type.
+    fn of(v: &mut crate::value::Value) -> Option<&mut Self>;
+    /// Removes `member`; whether it was there.
+    fn remove_member(&mut self, member: &[u8]) -> bool;
+    /// Whether no member is left.
+    fn none_left(&self) -> bool;
+}
+
+/// SREM and ZREM: removes the members `a[2..]` from the collection at `a[1]`,
+/// deletes the key once it is empty, and replies with how many went.
+pub fn remove_members<C: Members>(ctx: &mut Ctx, a: &Args) {
+    let db = ctx.db();
+    let key = a.get(1);
+    let (removed, empty) = match ctx.srv.ks.write(db, key) {
+        None => return ctx.c.reply.int(0),
+        Some(v) => match C::of(v) {
+            None => return ctx.err(WRONGTYPE),
+            Some(c) => {
+                let mut n = 0u64;
+                for m in a.from(2) {
+                    n += c.remove_member(m) as u64;
+                    if c.none_left() {
+                        break;
+                    }
+                }
+                (n, c.none_left())
+            }
+        },
+    };
+    if removed > 0 {
+        ctx.srv.ks.collection_changed(db, key, empty);
+        ctx.srv.ks.dirty += removed;
+    }
+    ctx.c.reply.int(removed as i64);
+}
+
 /// Normalises a Redis range `[start, end]` (negative = from the end) over
 /// `len` items; `None` when empty.
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {

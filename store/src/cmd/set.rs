@@ -102,31 +102,24 @@ fn sadd(ctx: &mut Ctx, a: &Args) {
 }
 
 fn srem(ctx: &mut Ctx, a: &Args) {
-    let db = ctx.db();
-    let key = &a[1];
-    let (removed, empty) = match ctx.srv.ks.write(db, key) {
-        None => return ctx.c.reply.int(0),
-        Some(Value::Set(s)) => {
-            let mut n = 0u64;
-            for m in a.from(2) {
-                n += s.remove(m) as u64;
-                if s.is_empty() {
-                    break;
-                }
-            }
-            (n, s.is_empty())
+    super::remove_members::<Set>(ctx, a);
+}
+
+impl super::Members for Set {
+    fn of(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Set(x) => Some(x),
+            _ => None,
         }
-        Some(_) => return ctx.err(WRONGTYPE),
-    };
-    if removed > 0 {
-        if empty {
-            ctx.srv.ks.delete(db, key);
-        } else {
-            ctx.srv.ks.touch(db, key);
-        }
-        ctx.srv.ks.dirty += removed;
     }
-    ctx.c.reply.int(removed as i64);
+
+    fn remove_member(&mut self, member: &[u8]) -> bool {
+        self.remove(member)
+    }
+
+    fn none_left(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 fn sismember(ctx: &mut Ctx, a: &Args) {
@@ -190,11 +183,7 @@ fn spop(ctx: &mut Ctx, a: &Args) {
         None => return ctx.c.reply.null(),
     };
     ctx.c.reply.bulk(&member);
-    if empty {
-        ks.delete(db, key);
-    } else {
-        ks.touch(db, key);
-    }
+    ks.collection_changed(db, key, empty);
     ks.dirty += 1;
     ctx.srv.propagate_as(&[&[b"SREM", key, &member]]);
 }
@@ -377,11 +366,8 @@ fn smove(ctx: &mut Ctx, a: &Args) {
     if !s.remove(member) {
         return ctx.c.reply.int(0);
     }
-    if s.is_empty() {
-        ks.delete(db, src);
-    } else {
-        ks.touch(db, src);
-    }
+    let empty = s.is_empty();
+    ks.collection_changed(db, src, empty);
     ks.dirty += 1;
     let added = match ks.dbs[db].dict.get_mut(dst) {
         Some(Value::Set(d)) => d.insert(member, &limits),

@@ -229,31 +229,24 @@ fn zadd_generic(ctx: &mut Ctx, a: &Args, incr: bool) {
 }
 
 fn zrem(ctx: &mut Ctx, a: &Args) {
-    let db = ctx.db();
-    let key = &a[1];
-    let (removed, empty) = match ctx.srv.ks.write(db, key) {
-        None => return ctx.c.reply.int(0),
-        Some(Value::ZSet(z)) => {
-            let mut n = 0u64;
-            for m in a.from(2) {
-                n += z.remove(m) as u64;
-                if z.is_empty() {
-                    break;
-                }
-            }
-            (n, z.is_empty())
+    super::remove_members::<ZSet>(ctx, a);
+}
+
+impl super::Members for ZSet {
+    fn of(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::ZSet(x) => Some(x),
+            _ => None,
         }
-        Some(_) => return ctx.err(WRONGTYPE),
-    };
-    if removed > 0 {
-        if empty {
-            ctx.srv.ks.delete(db, key);
-        } else {
-            ctx.srv.ks.touch(db, key);
-        }
-        ctx.srv.ks.dirty += removed;
     }
-    ctx.c.reply.int(removed as i64);
+
+    fn remove_member(&mut self, member: &[u8]) -> bool {
+        self.remove(member)
+    }
+
+    fn none_left(&self) -> bool {
+        self.is_empty()
+    }
 }
 
 fn zscore(ctx: &mut Ctx, a: &Args) {
@@ -585,11 +578,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &Args, max: bool) {
     }
     let empty = z.is_empty();
     ks.dirty += n as u64;
-    if empty {
-        ks.delete(db, key);
-    } else {
-        ks.touch(db, key);
-    }
+    ks.collection_changed(db, key, empty);
 }
 
 /// How ZREMRANGEBY* selects entries.
@@ -632,11 +621,7 @@ fn zremrange_generic(ctx: &mut Ctx, a: &Args, by: RemoveBy) {
     };
     let empty = z.is_empty();
     if removed > 0 {
-        if empty {
-            ks.delete(db, key);
-        } else {
-            ks.touch(db, key);
-        }
+        ks.collection_changed(db, key, empty);
     }
     ks.dirty += removed as u64;
     ctx.c.reply.int(removed as i64);

@@ -370,3 +370,50 @@ pub fn split_line(line: &str) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// A raw RESP connection, for exact replies (RESP3 included) and wire shapes.
+pub struct Raw {
+    /// The socket, for writing.
+    pub w: TcpStream,
+    /// The same socket, buffered for reading replies.
+    pub r: std::io::BufReader<TcpStream>,
+}
+
+impl Raw {
+    /// Connects to 127.0.0.1:`port` (replies time out after 10 s).
+    pub fn new(port: u16) -> Raw {
+        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw { r: std::io::BufReader::new(w.try_clone().unwrap()), w }
+    }
+
+    /// Sends one command of binary arguments and reads its reply.
+    pub fn call_bytes(&mut self, args: &[Vec<u8>]) -> Resp {
+        self.w.write_all(&resp_request(args)).unwrap();
+        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
+    }
+
+    /// Sends one command and reads its reply.
+    pub fn call(&mut self, args: &[&str]) -> Resp {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        self.call_bytes(&args)
+    }
+
+    /// The reply's text: a simple string, error, bulk or verbatim string.
+    pub fn text(&mut self, args: &[&str]) -> String {
+        match self.call(args) {
+            Resp::Line(_, b) | Resp::Bulk(_, b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("{args:?}: unexpected {other:?}"),
+        }
+    }
+}
+
+/// A field of INFO (all sections), read through the `redis` crate.
+pub fn info_field(con: &mut redis::Connection, name: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("everything").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO has no {name}"))
+        .trim()
+        .to_string()
+}
