@@ -49,8 +49,11 @@ pub struct Options {
     /// Also print a report every this many seconds.
     #[arg(short, long, value_name = "SECS")]
     pub interval: Option<f64>,
+    /// Stop after this many interval reports (as BCC tools' `interval count`).
+    #[arg(short, long, value_name = "N", requires = "interval")]
+    pub count: Option<u64>,
     /// Print reports as JSON (one object per line) instead of text.
-    #[arg(long)]
+    #[arg(short, long)]
     pub json: bool,
     /// Distinct (process, window, page) entries the in-kernel page map can hold.
     #[arg(long, default_value_t = 1 << 22, value_name = "N")]

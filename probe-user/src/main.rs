@@ -68,6 +68,7 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>) ->
     let plan = session::Plan {
         duration: seconds(options.duration, "duration")?,
         interval: seconds(options.interval, "interval")?,
+        count: options.count,
         json: options.json,
     };
     if !options.ring_mib.is_power_of_two() {

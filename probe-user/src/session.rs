@@ -23,6 +23,8 @@ pub struct Plan {
     pub duration: Option<Duration>,
     /// Print a report this often.
     pub interval: Option<Duration>,
+    /// Stop after this many interval reports.
+    pub count: Option<u64>,
     /// Print reports as JSON lines.
     pub json: bool,
 }
@@ -71,6 +73,7 @@ pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan) -> Resul
     let deadline = plan.duration.map_or(far, |d| Instant::now() + d);
     let mut next_report = plan.interval.map_or(far, |i| Instant::now() + i);
     let mut gauge = interval(GAUGE_PERIOD);
+    let mut reports = 0u64;
     let ended_by = loop {
         let stop = tokio::select! {
             guard = ring.readable_mut() => {
@@ -95,7 +98,8 @@ pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan) -> Resul
                 drain(ring.get_mut(), rec);
                 print(&rec.report(probe, "interval")?, plan.json)?;
                 next_report += plan.interval.unwrap_or(Duration::MAX / 4);
-                None
+                reports += 1;
+                plan.count.is_some_and(|n| reports >= n).then_some("count")
             }
             _ = sleep_until(deadline) => Some("duration"),
             _ = sigint.recv() => Some("SIGINT"),

@@ -1,4 +1,5 @@
-//! Error paths: one clear line and a non-zero exit, never a panic.
+//! Error paths (one clear line and a non-zero exit, never a panic) and how a
+//! recording ends.
 
 mod common;
 
@@ -87,4 +88,24 @@ fn target_exiting_mid_recording_ends_the_report_cleanly() {
     // One child forked while recording, which exited 0.
     assert_eq!(num(&r["forks"], "count"), 1, "{}", r["forks"]);
     assert_eq!(r["forks"]["windows"][0]["exit_code"], 0);
+}
+
+#[test]
+fn interval_and_count_stop_after_that_many_reports() {
+    require_root();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let out = cowscope()
+        .args(["record", "-p", &sleeper.id().to_string(), "-i", "0.3", "-c", "2", "-j"])
+        .output()
+        .expect("run cowscope");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ended: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON report")["ended_by"].to_string())
+        .collect();
+    // Two interval reports, then the final one, ended by the count.
+    assert_eq!(ended, ["\"interval\"", "\"interval\"", "\"count\""]);
 }

@@ -35,6 +35,9 @@ pub struct Args {
 
 const SERVERS: [Which; 2] = [Which::Cowstore, Which::Redis];
 
+/// The write load during a save covers one key in this many.
+const LOAD_SHARE: u64 = 10;
+
 /// Collections added next to the populated strings: (hashes, lists, sets, sorted sets) of 100 items.
 const COLLECTIONS: u64 = 2000;
 
@@ -80,6 +83,22 @@ fn load_collections(port: u16, n: u64) -> Result<()> {
 /// A redis-benchmark SET load running in the background until dropped.
 struct Load(Child);
 
+/// SETs `key:NNNNNNNNNNNN` (the load's key names) over `keys` random keys,
+/// ten per key, so that nearly all of them exist (all but about e^-10 of
+/// them) before the save: the load during the save then only overwrites, in
+/// both servers alike, and the keyspace's table never grows mid-save.
+fn prefill(port: u16, keys: u64) -> Result<()> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set", "-n", &(10 * keys).to_string()])
+        .args(["-r", &keys.to_string(), "-d", "100", "-c", "20", "-P", "16", "-q"])
+        .output()
+        .context("run redis-benchmark")?;
+    if !out.status.success() {
+        bail!("prefilling the load's keys failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 impl Load {
     fn start(port: u16, keys: u64) -> Result<Load> {
         let child = Command::new("redis-benchmark")
@@ -106,6 +125,8 @@ struct SaveRun {
     dump_bytes: u64,
     fork_usec: u64,
     cow_bytes: u64,
+    /// Commands the server ran from BGSAVE until it reported the end.
+    writes_during: u64,
 }
 
 fn info(port: u16) -> Result<String> {
@@ -117,23 +138,26 @@ fn bgsave_run(which: Which, keys: u64, collections: u64) -> Result<SaveRun> {
     let s: Running = start(which, false, &["--rdbcompression", "yes"])?;
     command(s.port, &["DEBUG", "POPULATE", &keys.to_string(), "key", "100"])?;
     load_collections(s.port, collections)?;
-    let load = Load::start(s.port, keys)?;
+    prefill(s.port, keys / LOAD_SHARE)?;
+    let load = Load::start(s.port, keys / LOAD_SHARE)?;
     std::thread::sleep(Duration::from_secs(1));
+    let commands = |i: &str| info_field(i, "total_commands_processed").context("total_commands_processed");
+    let before = commands(&info(s.port)?)?;
     let t = Instant::now();
     let reply = command(s.port, &["BGSAVE"])?;
     if !reply.contains("started") {
         bail!("{}: BGSAVE: {reply}", which.name());
     }
-    loop {
+    let after = loop {
         std::thread::sleep(Duration::from_millis(10));
         let i = info(s.port)?;
         if info_field(&i, "rdb_bgsave_in_progress") == Some(0) {
-            break;
+            break commands(&i)?;
         }
         if t.elapsed() > Duration::from_secs(600) {
             bail!("{}: BGSAVE did not finish", which.name());
         }
-    }
+    };
     let wall_ms = t.elapsed().as_secs_f64() * 1000.0;
     drop(load);
     let i = info(s.port)?;
@@ -146,6 +170,7 @@ fn bgsave_run(which: Which, keys: u64, collections: u64) -> Result<SaveRun> {
         dump_bytes: std::fs::metadata(s.dir.join("dump.rdb"))?.len(),
         fork_usec: info_field(&i, "latest_fork_usec").context("latest_fork_usec")?,
         cow_bytes: info_field(&i, "rdb_last_cow_size").context("rdb_last_cow_size")?,
+        writes_during: after - before,
     })
 }
 
@@ -188,38 +213,44 @@ pub fn run_rdb(args: Args) -> Result<()> {
     let mut table =
         String::from("| Metric | cowstore | redis-server | ratio (cowstore / redis) |\n|---|---:|---:|---:|\n");
     type Row = (&'static str, fn(&SaveRun) -> f64, f64, &'static str);
-    let rows: [Row; 4] = [
+    let rows: [Row; 5] = [
         ("BGSAVE wall time", |r| r.wall_ms, 1.0, "ms"),
         ("dump size", |r| r.dump_bytes as f64, 1024.0 * 1024.0, "MiB"),
         ("latest_fork_usec", |r| r.fork_usec as f64, 1000.0, "ms"),
         ("rdb_last_cow_size", |r| r.cow_bytes as f64, 1024.0 * 1024.0, "MiB"),
+        ("commands run during the save", |r| r.writes_during as f64, 1000.0, "k"),
     ];
     for (label, f, scale, unit) in rows {
         let (c, r) = (med(Which::Cowstore, f), med(Which::Redis, f));
         let _ = writeln!(table, "| {label} | {:.1} {unit} | {:.1} {unit} | {:.2} |", c / scale, r / scale, c / r);
     }
     let mut per_round =
-        String::from("| Server | wall ms | dump bytes | fork µs | CoW bytes |\n|---|---:|---:|---:|---:|\n");
+        String::from("| Server | wall ms | dump bytes | fork µs | CoW bytes | commands during |\n|---|---:|---:|---:|---:|---:|\n");
     for (w, v) in &runs {
         for r in v {
             let _ = writeln!(
                 per_round,
-                "| {} | {:.0} | {} | {} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {} |",
                 w.name(),
                 r.wall_ms,
                 r.dump_bytes,
                 r.fork_usec,
-                r.cow_bytes
+                r.cow_bytes,
+                r.writes_during
             );
         }
     }
     let what = format!(
         "Data: `DEBUG POPULATE {keys} key 100` plus {collections} each of hashes, lists, sets and sorted sets \
-         of 100 items; `rdbcompression yes`; data directories on the same disk. During each BGSAVE, \
-         redis-benchmark runs `-t set -r {keys} -d 100 -c 20 -P 4`. {rounds} round(s), servers alternating, \
-         medians. Targets: BGSAVE time, dump size and fork time no worse than redis-server's; the CoW figure \
-         is shown beside redis-server's for the same load (it depends on how many pages the load touches \
-         while the child lives, so a faster save also copies less)."
+         of 100 items, then redis-benchmark `-t set -r {load} -n {prefill} -d 100` so that the load's own \
+         keys exist; `rdbcompression yes`; data directories on the same disk. During each BGSAVE, \
+         redis-benchmark runs `-t set -r {load} -d 100 -c 20 -P 4` (overwrites only: the keyspace does not \
+         grow mid-save). {rounds} round(s), servers alternating, medians. Targets: BGSAVE time, dump size \
+         and fork time no worse than redis-server's; the CoW figure is shown beside redis-server's for the \
+         same load, with the number of commands each server ran while its child lived (CoW grows with the \
+         pages the load touches while the child lives: a faster save copies less, a faster server more).",
+        load = keys / LOAD_SHARE,
+        prefill = 10 * keys / LOAD_SHARE
     );
     let mut doc = header("RDB snapshots: cowstore against redis-server", &invoked, &what);
     let _ = writeln!(doc, "{table}\nEvery run:\n\n{per_round}");

@@ -23,6 +23,10 @@ pub struct Args {
     /// AOF fsync policy for the run (always, everysec, no).
     #[arg(long, default_value = "everysec")]
     appendfsync: String,
+    /// Back the keyspace with transparent huge pages (`disable-thp no`,
+    /// `keyspace-hugepages yes`) instead of Redis's default of 4 KiB pages.
+    #[arg(long)]
+    thp: bool,
 }
 
 /// Runs the demo.
@@ -30,12 +34,14 @@ pub fn run(args: Args) -> Result<()> {
     setup::run()?;
     setup::cargo(&["build", "--release", "-p", "cowstore", "-p", "probe-user"])?;
     let aof = ["--appendonly", "yes", "--appendfsync", &args.appendfsync, "--auto-aof-rewrite-percentage", "0"];
-    let server = start(Which::Cowstore, false, &aof)?;
+    let thp: &[&str] = if args.thp { &["--disable-thp", "no", "--keyspace-hugepages", "yes"] } else { &[] };
+    let server = start(Which::Cowstore, false, &[&aof[..], thp].concat())?;
     let (port, pid) = (server.port, server.child.id());
     println!(
-        "== cowstore on 127.0.0.1:{port}, pid {pid} (dir {}, appendfsync {})",
+        "== cowstore on 127.0.0.1:{port}, pid {pid} (dir {}, appendfsync {}, {})",
         server.dir.display(),
-        args.appendfsync
+        args.appendfsync,
+        if args.thp { "keyspace on huge pages" } else { "4 KiB pages" }
     );
     // The load's own key names (DEBUG POPULATE's differ): new keys during the
     // snapshot would grow the keyspace's table, and the old one, freed by the
@@ -51,6 +57,9 @@ pub fn run(args: Args) -> Result<()> {
     if !populated.success() {
         bail!("populating cowstore failed: {populated}");
     }
+    // The load's last writes become durable within a second or two; then the
+    // exposure figures of cowscope and cowstore start from the same state.
+    wait_durable(port)?;
     println!("== recording pid {pid} with cowscope");
     let mut scope = Command::new(setup::target_dir().join("release/cowscope"))
         .args(["record", "-p", &pid.to_string()])
@@ -84,10 +93,7 @@ pub fn run(args: Args) -> Result<()> {
     let _ = load.0.kill();
     let _ = load.0.wait();
     // Let the last acknowledged writes become durable before stopping cowscope.
-    let t = Instant::now();
-    while info(port, "durability_pending_writes")? != "0" && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_durable(port)?;
     // SIGINT ends the recording cleanly; cowscope prints its report.
     let st = Command::new("kill").args(["-INT", &scope.id().to_string()]).status()?;
     if !st.success() {
@@ -101,6 +107,7 @@ pub fn run(args: Args) -> Result<()> {
         "rdb_last_bgsave_time_sec",
         "latest_fork_usec",
         "aof_delayed_fsync",
+        "anon_huge_pages",
         &format!("exposure_{}", args.appendfsync),
     ] {
         println!("   {f}:{}", info(port, f).unwrap_or_else(|_| "?".into()));
@@ -137,6 +144,16 @@ fn wait_for_line(from: impl Read + Send + 'static, needle: &str) -> Result<()> {
         }
     });
     rx.recv_timeout(Duration::from_secs(60)).context("cowscope did not start tracing (is this root?)")
+}
+
+/// Waits (up to 5 s) until no acknowledged write is waiting for an fsync
+/// (`appendfsync no` never gets there: its writes stay exposed).
+fn wait_durable(port: u16) -> Result<()> {
+    let t = Instant::now();
+    while info(port, "durability_pending_writes")? != "0" && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// Field `name` of `INFO everything`, as text.
