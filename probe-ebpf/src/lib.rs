@@ -230,8 +230,9 @@ pub mod sync {
 
 /// cowstore's marker functions, told apart in [`event::MARKER`].
 pub mod marker {
-    /// `cowstore_marker_write_acked(aof_offset)`.
-    pub const WRITE_ACKED: u32 = 0;
+    /// `cowstore_marker_writes_acked(aof_offset, count)`: `count` writes
+    /// acknowledged at once, the last ending at `aof_offset`.
+    pub const WRITES_ACKED: u32 = 0;
     /// `cowstore_marker_fsync_done(aof_offset)`.
     pub const FSYNC_DONE: u32 = 1;
     /// `cowstore_marker_fork(child_pid)`.
@@ -240,7 +241,7 @@ pub mod marker {
     pub const SNAPSHOT_END: u32 = 3;
     /// Symbol names, indexed by kind.
     pub const SYMBOLS: [&str; 4] = [
-        "cowstore_marker_write_acked",
+        "cowstore_marker_writes_acked",
         "cowstore_marker_fsync_done",
         "cowstore_marker_fork",
         "cowstore_marker_snapshot_end",

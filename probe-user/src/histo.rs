@@ -53,7 +53,12 @@ pub struct Summary {
 impl Latency {
     /// Adds one value in ns (clamped to the histogram's range).
     pub fn record(&mut self, ns: u64) {
-        self.0.saturating_record(ns.max(1));
+        self.record_n(ns, 1);
+    }
+
+    /// Adds `n` occurrences of one value in ns.
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        self.0.saturating_record_n(ns.max(1), n);
     }
 
     /// The report of this distribution.

@@ -277,10 +277,10 @@ fn exposure_run(policy: &str, requests: u64) -> (serde_json::Value, std::collect
 #[test]
 fn cowstore_everysec_exposure_matches_info_durability() {
     let (ours, theirs) = exposure_run("everysec", 400_000);
-    // Sources of difference: cowstore stamps a pass's acks once, after the
-    // marker calls of the pass, and cowscope stamps each call (a pass holds at
-    // most 20 x 8 writes at ~1 us per uprobe hit: < 0.3 ms); cowstore reads
-    // the fsync's end just before its marker (~1 us); both histograms keep 3
+    // Sources of difference: both stamp the writes of a pass once, cowscope
+    // at the marker call and cowstore right after it (~1 us: the uprobe hit);
+    // cowstore reads the fsync's end just before its marker (~1 us); both
+    // histograms keep 3
     // significant digits (0.1% each); CLOCK_REALTIME against CLOCK_MONOTONIC
     // (NTP slews by at most 0.05%). Hence 0.3% plus 0.5 ms.
     for (q, ns, us) in [("p50", "p50_ns", "p50_usec"), ("p99", "p99_ns", "p99_usec"), ("max", "max_ns", "max_usec")] {

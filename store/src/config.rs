@@ -43,6 +43,9 @@ pub struct Config {
     pub databases: usize,
     /// Server cron frequency (times per second).
     pub hz: u32,
+    /// How long the event loop keeps polling without blocking after the last
+    /// event, in microseconds (0: block at once, as Redis does).
+    pub busy_poll_usec: u32,
     /// Most clients served at once.
     pub maxclients: usize,
     /// Idle seconds before a client is closed (0 = never).
@@ -118,6 +121,7 @@ impl Default for Config {
             requirepass: String::new(),
             databases: 16,
             hz: 10,
+            busy_poll_usec: 50,
             maxclients: 10000,
             timeout: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -185,6 +189,8 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("requirepass", [], true, |c| c.requirepass.clone(), |c, v| c.requirepass = one(v)?.to_string()),
     opt!("databases", [], false, |c| c.databases.to_string(), |c, v| c.databases = num(one(v)?, 1, 1 << 20)? as usize),
     // Like Redis, any int is accepted and clamped to 1..=500.
+    opt!("busy-poll-usec", [], true, |c| c.busy_poll_usec.to_string(), |c, v| c.busy_poll_usec =
+        num(one(v)?, 0, 1_000_000)? as u32),
     opt!("hz", [], true, |c| c.hz.to_string(), |c, v| c.hz = num(one(v)?, 0, i32::MAX as i64)?.clamp(1, 500) as u32),
     opt!("maxclients", [], true, |c| c.maxclients.to_string(), |c, v| c.maxclients =
         num(one(v)?, 1, u32::MAX as i64)? as usize),

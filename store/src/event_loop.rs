@@ -74,13 +74,23 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
     let mut next_cron = Instant::now() + period;
+    let mut last_event = Instant::now();
     loop {
         let busy = !lp.pending_read.is_empty() || !lp.pending_write.is_empty();
-        let timeout = if busy { Duration::ZERO } else { next_cron.saturating_duration_since(Instant::now()) };
+        // Busy polling: right after events, more usually follow within
+        // microseconds (the next request of a client just answered). Polling
+        // on for `busy-poll-usec` instead of blocking saves the sleep and
+        // wake-up, which costs more than the poll on a VM; a quiet server
+        // blocks as before.
+        let spin = last_event.elapsed() < Duration::from_micros(srv.config.busy_poll_usec as u64);
+        let timeout = if busy || spin { Duration::ZERO } else { next_cron.saturating_duration_since(Instant::now()) };
         if let Err(e) = lp.poll.poll(&mut events, Some(timeout))
             && e.kind() != io::ErrorKind::Interrupted
         {
             return Err(e);
+        }
+        if !events.is_empty() {
+            last_event = Instant::now();
         }
         for ev in events.iter() {
             let t = ev.token().0;

@@ -334,6 +334,7 @@ fn config_set_round_trips_every_mutable_option() {
     let cases = vec![
         case("requirepass", "s3cret", "s3cret", None),
         case("hz", "50", "50", Some("abc")),
+        case("busy-poll-usec", "0", "0", Some("-1")),
         case("maxclients", "500", "500", Some("0")),
         case("timeout", "30", "30", Some("-1")),
         case("proto-max-bulk-len", "2mb", "2097152", Some("100")),

@@ -224,8 +224,9 @@ pub fn run_rdb(args: Args) -> Result<()> {
         let (c, r) = (med(Which::Cowstore, f), med(Which::Redis, f));
         let _ = writeln!(table, "| {label} | {:.1} {unit} | {:.1} {unit} | {:.2} |", c / scale, r / scale, c / r);
     }
-    let mut per_round =
-        String::from("| Server | wall ms | dump bytes | fork µs | CoW bytes | commands during |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut per_round = String::from(
+        "| Server | wall ms | dump bytes | fork µs | CoW bytes | commands during |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     for (w, v) in &runs {
         for r in v {
             let _ = writeln!(

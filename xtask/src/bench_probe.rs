@@ -65,7 +65,7 @@ tracepoint:syscalls:sys_exit_write /@w[tid]/ { @write = hist(nsecs - @w[tid]); d
 
 /// What the bpftrace script adds for cowstore's markers (`{exe}`: its path).
 const BPFTRACE_MARKERS: &str = r#"
-uprobe:{exe}:cowstore_marker_write_acked /pid == $1/ { @acked = count(); }
+uprobe:{exe}:cowstore_marker_writes_acked /pid == $1/ { @acked = sum(arg1); }
 uprobe:{exe}:cowstore_marker_fsync_done /pid == $1/ { @fsynced = count(); }
 "#;
 

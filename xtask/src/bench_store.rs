@@ -10,7 +10,8 @@
 //! CPU 1. A full run rewrites its section of docs/benchmarks.md.
 
 use crate::servers::{
-    Sample, Which, can_pin, command, info_field, load_average, machine, median, mib, redis_benchmark, start, vm_rss,
+    Sample, Which, can_pin, command, cpu_seconds, info_field, load_average, machine, median, mib, redis_benchmark,
+    start, vm_rss,
 };
 use crate::setup;
 use anyhow::{Context, Result, bail};
@@ -97,15 +98,21 @@ pub fn run(args: Args) -> Result<()> {
         benchmark(s.port, 16, requests.min(200_000), pin)?;
     }
     let mut samples: BTreeMap<(Which, u32, String), Vec<Sample>> = BTreeMap::new();
+    // Server CPU time per request (SET and GET together), µs.
+    let mut cpu: BTreeMap<(Which, u32), Vec<f64>> = BTreeMap::new();
     for round in 0..rounds {
         for (i, &pipeline) in PIPELINES.iter().enumerate() {
             let order = if (round + i) % 2 == 0 { [0, 1] } else { [1, 0] };
             for idx in order {
                 let which = [Which::Cowstore, Which::Redis][idx];
                 eprintln!("bench store: round {}/{rounds}, -P {pipeline}, {}", round + 1, which.name());
+                let pid = servers[idx].child.id();
+                let before = cpu_seconds(pid)?;
                 for (test, s) in benchmark(servers[idx].port, pipeline, requests, pin)? {
                     samples.entry((which, pipeline, test)).or_default().push(s);
                 }
+                let per_request = (cpu_seconds(pid)? - before) * 1e6 / (TESTS.len() as u64 * requests) as f64;
+                cpu.entry((which, pipeline)).or_default().push(per_request);
             }
         }
     }
@@ -150,6 +157,14 @@ pub fn run(args: Args) -> Result<()> {
             };
             let _ = writeln!(spread, "| {t} | {p} | {} | {} |", runs(Which::Cowstore), runs(Which::Redis));
         }
+    }
+    let mut cputable = String::from(
+        "| Pipeline | cowstore CPU µs per request | redis-server CPU µs per request | ratio |\n|---:|---:|---:|---:|\n",
+    );
+    for p in PIPELINES {
+        let m = |w: Which| median(cpu.get(&(w, p)).cloned().unwrap_or_default());
+        let (c, r) = (m(Which::Cowstore), m(Which::Redis));
+        let _ = writeln!(cputable, "| {p} | {c:.2} | {r:.2} | {:.2} |", c / r);
     }
     let [mc, mr] = &mem;
     let mut memtable = String::new();
@@ -210,7 +225,7 @@ pub fn run(args: Args) -> Result<()> {
             warnings.iter().map(|w| format!("- {w}")).collect::<Vec<_>>().join("\n")
         )
     };
-    println!("\n{setup_line}\n\n{table}\n{spread}\n{memtable}");
+    println!("\n{setup_line}\n\n{table}\n{spread}\n{cputable}\n{memtable}");
     let verdict = if misses.is_empty() {
         "Targets met: ratio >= 1.0 on every row and RSS no more than redis-server's.".to_string()
     } else {
@@ -245,6 +260,13 @@ pub fn run(args: Args) -> Result<()> {
     let _ = writeln!(doc, "- load average at the end: {load_end}");
     let _ = writeln!(doc, "\n#### Throughput and latency\n\n{table}");
     let _ = writeln!(doc, "Each round's throughput:\n\n{spread}");
+    let _ = writeln!(
+        doc,
+        "Server CPU time (user + system, all threads, from /proc/PID/stat) per request, medians of the rounds. \
+         cowstore polls on for `busy-poll-usec` (50 µs) after the last event instead of blocking at once, \
+         which is where most of its -P 1 advantage comes from: it spends otherwise idle CPU to skip sleeps \
+         and wake-ups (`--busy-poll-usec 0` behaves as Redis does).\n\n{cputable}"
+    );
     let _ = writeln!(doc, "#### Memory after `DEBUG POPULATE {keys} key {POPULATE_SIZE}`\n\n{memtable}");
     let _ = writeln!(doc, "#### Verdict\n\n{verdict}\n\n{reliability}");
     let path = crate::servers::write_doc_section("store", &doc)?;

@@ -214,6 +214,18 @@ pub fn vm_rss(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
+/// CPU time a process has used (user + system), in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("short /proc/PID/stat")?.parse::<f64>()?) };
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the name.
+    let hz: f64 = setup::output(Command::new("getconf").arg("CLK_TCK"))?.trim().parse().context("CLK_TCK")?;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
 /// The median (NaN for none).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -20,7 +20,7 @@ fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
         b: ctx.arg::<u64>(1).unwrap_or(0),
         c: 0,
     };
-    if kind == marker::WRITE_ACKED {
+    if kind == marker::WRITES_ACKED {
         emit_lazy(e)
     } else {
         emit(e)
@@ -28,10 +28,10 @@ fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
     0
 }
 
-/// `cowstore_marker_write_acked(aof_offset: u64)`.
+/// `cowstore_marker_writes_acked(aof_offset: u64, count: u64)`.
 #[uprobe]
-pub fn cowstore_marker_write_acked(ctx: ProbeContext) -> u32 {
-    fire(&ctx, marker::WRITE_ACKED)
+pub fn cowstore_marker_writes_acked(ctx: ProbeContext) -> u32 {
+    fire(&ctx, marker::WRITES_ACKED)
 }
 
 /// `cowstore_marker_fsync_done(aof_offset: u64)`.

@@ -147,14 +147,14 @@ fn sync(path: &str, count: usize) -> serde_json::Value {
 /// Keeps the markers as named functions in the executable: fat LTO would
 /// otherwise inline them into their callers and drop the symbols.
 #[used]
-static MARKERS: (extern "C" fn(u64), extern "C" fn(u64), extern "C" fn(u32), extern "C" fn(u32, u32)) =
-    (cowstore_marker_write_acked, cowstore_marker_fsync_done, cowstore_marker_fork, cowstore_marker_snapshot_end);
+static MARKERS: (extern "C" fn(u64, u64), extern "C" fn(u64), extern "C" fn(u32), extern "C" fn(u32, u32)) =
+    (cowstore_marker_writes_acked, cowstore_marker_fsync_done, cowstore_marker_fork, cowstore_marker_snapshot_end);
 
-/// `cowstore_marker_write_acked(aof_offset)`, as cowstore exports it.
+/// `cowstore_marker_writes_acked(aof_offset, count)`, as cowstore exports it.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn cowstore_marker_write_acked(aof_offset: u64) {
-    std::hint::black_box((aof_offset, 1u8));
+pub extern "C" fn cowstore_marker_writes_acked(aof_offset: u64, count: u64) {
+    std::hint::black_box((aof_offset, count, 1u8));
 }
 
 /// `cowstore_marker_fsync_done(aof_offset)`.
@@ -182,10 +182,21 @@ fn markers(writes: usize) -> serde_json::Value {
     let mut offset = 0u64;
     let mut acked: Vec<Instant> = Vec::new();
     let mut exposure_ns: Vec<u64> = Vec::new();
+    // Writes are acknowledged in batches of 1, 2, 3 and 4 (ten per fsync),
+    // as cowstore acknowledges the writes of an event-loop pass together.
     for i in 1..=writes {
-        offset += 100;
-        acked.push(Instant::now());
-        cowstore_marker_write_acked(offset);
+        // The batch that ends with write i, if one does.
+        let batch: u64 = match i % 10 {
+            1 => 1,
+            3 => 2,
+            6 => 3,
+            0 => 4,
+            _ => continue,
+        };
+        offset += 100 * batch;
+        let now = Instant::now();
+        acked.extend(std::iter::repeat_n(now, batch as usize));
+        cowstore_marker_writes_acked(offset, batch);
         if i % 10 == 0 {
             std::thread::sleep(std::time::Duration::from_millis(2));
             cowstore_marker_fsync_done(offset);

@@ -416,11 +416,9 @@ fn ack_pass(srv: &mut Server) {
     if aof.pass_acks.is_empty() {
         return;
     }
-    for &off in &aof.pass_acks {
-        markers::cowstore_marker_write_acked(off);
-    }
     let max = aof.pass_acks.iter().copied().max().unwrap_or(0);
     let n = aof.pass_acks.len() as u64;
+    markers::cowstore_marker_writes_acked(max, n);
     aof.durability.acked(srv.config.appendfsync, max, n, crate::util::now_us());
     aof.pass_acks.clear();
 }
