@@ -363,6 +363,29 @@ pub trait Members {
     fn none_left(&self) -> bool;
 }
 
+/// Implements [`Members`] for collection types, each held in the named `Value` variant.
+macro_rules! members_of {
+    ($($variant:ident => $ty:path),*) => {$(
+        impl Members for $ty {
+            fn of(v: &mut crate::value::Value) -> Option<&mut Self> {
+                match v {
+                    crate::value::Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+
+            fn remove_member(&mut self, member: &[u8]) -> bool {
+                self.remove(member)
+            }
+
+            fn none_left(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    )*};
+}
+members_of!(Set => crate::types::set::Set, ZSet => crate::types::zset::ZSet);
+
 /// SREM and ZREM: removes the members `a[2..]` from the collection at `a[1]`,
 /// deletes the key once it is empty, and replies with how many went.
 pub fn remove_members<C: Members>(ctx: &mut Ctx, a: &Args) {

@@ -105,23 +105,6 @@ fn srem(ctx: &mut Ctx, a: &Args) {
     super::remove_members::<Set>(ctx, a);
 }
 
-impl super::Members for Set {
-    fn of(v: &mut Value) -> Option<&mut Self> {
-        match v {
-            Value::Set(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    fn remove_member(&mut self, member: &[u8]) -> bool {
-        self.remove(member)
-    }
-
-    fn none_left(&self) -> bool {
-        self.is_empty()
-    }
-}
-
 fn sismember(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     match ctx.srv.ks.read(db, &a[1]) {

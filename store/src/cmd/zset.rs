@@ -232,23 +232,6 @@ fn zrem(ctx: &mut Ctx, a: &Args) {
     super::remove_members::<ZSet>(ctx, a);
 }
 
-impl super::Members for ZSet {
-    fn of(v: &mut Value) -> Option<&mut Self> {
-        match v {
-            Value::ZSet(x) => Some(x),
-            _ => None,
-        }
-    }
-
-    fn remove_member(&mut self, member: &[u8]) -> bool {
-        self.remove(member)
-    }
-
-    fn none_left(&self) -> bool {
-        self.is_empty()
-    }
-}
-
 fn zscore(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     match ctx.srv.ks.read(db, &a[1]) {

@@ -49,6 +49,23 @@ pub struct AddFlags {
     pub lt: bool,
 }
 
+/// ZADD's rules for a member already present with score `cur`: the score to
+/// store, or the outcome when the member must stay as it is (NX, or GT/LT
+/// against the new score) or INCR makes NaN.
+fn existing_score(f: &AddFlags, cur: f64, score: f64) -> Result<f64, AddOutcome> {
+    if f.nx {
+        return Err(AddOutcome::Skipped);
+    }
+    let score = if f.incr { score + cur } else { score };
+    if score.is_nan() {
+        return Err(AddOutcome::NotANumber);
+    }
+    if (f.lt && score >= cur) || (f.gt && score <= cur) {
+        return Err(AddOutcome::Skipped);
+    }
+    Ok(score)
+}
+
 /// What [`ZSet::add`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AddOutcome {
@@ -246,22 +263,14 @@ impl ZSet {
 
     /// ZADD for one member (Redis's `zsetAdd`): applies the flags and
     /// reports what happened. `score` must not be NaN.
-    pub fn add(&mut self, member: &[u8], mut score: f64, f: AddFlags, limits: &Limits) -> AddOutcome {
+    pub fn add(&mut self, member: &[u8], score: f64, f: AddFlags, limits: &Limits) -> AddOutcome {
         if let ZSet::Pack(v) = self {
             if let Some(pos) = v.iter().position(|e| e.0.as_bytes() == member) {
-                if f.nx {
-                    return AddOutcome::Skipped;
-                }
                 let cur = v[pos].1;
-                if f.incr {
-                    score += cur;
-                    if score.is_nan() {
-                        return AddOutcome::NotANumber;
-                    }
-                }
-                if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                    return AddOutcome::Skipped;
-                }
+                let score = match existing_score(&f, cur, score) {
+                    Ok(s) => s,
+                    Err(outcome) => return outcome,
+                };
                 let updated = score != cur;
                 if updated {
                     let (m, _) = v.remove(pos);
@@ -280,19 +289,11 @@ impl ZSet {
         }
         let ZSet::Skip(z) = self else { unreachable!("converted above") };
         if let Some(cur_ref) = z.dict.get_mut(member) {
-            if f.nx {
-                return AddOutcome::Skipped;
-            }
             let cur = *cur_ref;
-            if f.incr {
-                score += cur;
-                if score.is_nan() {
-                    return AddOutcome::NotANumber;
-                }
-            }
-            if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                return AddOutcome::Skipped;
-            }
+            let score = match existing_score(&f, cur, score) {
+                Ok(s) => s,
+                Err(outcome) => return outcome,
+            };
             let updated = score != cur;
             if updated {
                 *cur_ref = score;
