@@ -41,6 +41,9 @@ struct Pass {
     ack_us: i64,
     writes: u64,
     policy: usize,
+    /// Acknowledged since the last reset: its exposure is recorded when it
+    /// becomes durable (earlier ones only count as pending until then).
+    counted: bool,
 }
 
 /// Exposure histograms per policy and the writes still waiting for an fsync.
@@ -63,7 +66,7 @@ impl Durability {
         let i = idx(policy);
         self.acked[i] += writes;
         if policy != FsyncPolicy::No {
-            self.pending.push_back(Pass { offset, ack_us: now_us, writes, policy: i });
+            self.pending.push_back(Pass { offset, ack_us: now_us, writes, policy: i, counted: true });
         }
     }
 
@@ -73,8 +76,10 @@ impl Durability {
             if p.offset > offset {
                 break;
             }
-            let exposure = (at_us - p.ack_us).max(0) as u64;
-            let _ = self.hist[p.policy].record_n(exposure.max(1), p.writes);
+            if p.counted {
+                let exposure = (at_us - p.ack_us).max(0) as u64;
+                let _ = self.hist[p.policy].record_n(exposure.max(1), p.writes);
+            }
             self.pending.pop_front();
         }
     }
@@ -94,9 +99,13 @@ impl Durability {
         self.pending.front().map_or(0, |p| (now_us - p.ack_us).max(0))
     }
 
-    /// Clears the histograms and counters.
+    /// Clears the histograms and counters. Writes acknowledged before the
+    /// reset stay pending (they are still not durable) but are not counted
+    /// when they become durable, so `durable` never exceeds `acked`.
     pub fn reset(&mut self) {
-        *self = Durability { pending: std::mem::take(&mut self.pending), ..Durability::default() };
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.iter_mut().for_each(|p| p.counted = false);
+        *self = Durability { pending, ..Durability::default() };
     }
 
     /// Log2 buckets of a histogram: (upper bound µs, count) for non-empty ranges.
@@ -196,5 +205,19 @@ mod tests {
         d.info(FsyncPolicy::Everysec, 3_000_000, &mut s);
         assert!(s.contains("exposure_everysec:acked=5,durable=5"), "{s}");
         assert!(s.contains("exposure_no:acked=7,durable=0,unbounded=1"), "{s}");
+    }
+
+    #[test]
+    fn reset_keeps_pending_writes_out_of_the_new_counts() {
+        let mut d = Durability::default();
+        d.acked(FsyncPolicy::Everysec, 100, 3, 1_000_000);
+        d.reset();
+        d.acked(FsyncPolicy::Everysec, 200, 2, 1_500_000);
+        assert_eq!(d.pending_writes(), 5);
+        d.covered(250, 2_000_000);
+        assert_eq!(d.pending_writes(), 0);
+        let mut s = String::new();
+        d.info(FsyncPolicy::Everysec, 2_000_000, &mut s);
+        assert!(s.contains("exposure_everysec:acked=2,durable=2,"), "{s}");
     }
 }

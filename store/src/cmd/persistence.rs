@@ -53,7 +53,8 @@ fn bgrewriteaof(ctx: &mut Ctx, _a: &Args) {
 }
 
 /// DURABILITY [RESET]: the ack-to-durable exposure of acknowledged writes per
-/// fsync policy (counts, percentiles in µs, log2 buckets).
+/// fsync policy (counts, percentiles in µs, log2 buckets). RESET starts the
+/// counts afresh: writes acknowledged before it are left out of them.
 fn durability(ctx: &mut Ctx, a: &Args) {
     match a.len() {
         1 => ctx.srv.aof.durability.reply(&mut ctx.c.reply),
