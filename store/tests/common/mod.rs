@@ -19,9 +19,32 @@ pub struct Server {
     child: Child,
 }
 
-/// A free port on loopback (bound then released).
+/// A free port on loopback (bound then released), never one this process
+/// handed out before: the kernel may give a released port to the next bind,
+/// and two tests running at once must not start their servers on one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// Whether a server on `port` answers PING (NOAUTH counts; -LOADING, while it
+/// reads its files, does not). A connection alone proves nothing: until the
+/// server binds its port, another thread's `free_port` may hold a listener
+/// there for a moment, which accepts and then resets (seen in the tests as
+/// "connection reset by peer" on a server that never saw the connection).
+pub fn answers_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let mut buf = [0u8; 64];
+    s.set_read_timeout(Some(Duration::from_secs(1))).is_ok()
+        && s.write_all(b"PING\r\n").is_ok()
+        && s.read(&mut buf).is_ok_and(|n| n > 0 && !buf[..n].starts_with(b"-LOADING"))
 }
 
 /// A fresh, empty directory under the system temp dir.
@@ -79,7 +102,7 @@ impl Server {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if answers_ping(self.port) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -233,14 +256,8 @@ impl RedisServer {
                 if let Ok(Some(_)) = r.child.try_wait() {
                     break;
                 }
-                // Ready once it answers PING (not -LOADING while it reads its files).
-                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                    let mut buf = [0u8; 64];
-                    if s.write_all(b"PING\r\n").is_ok()
-                        && s.read(&mut buf).is_ok_and(|n| n > 0 && !buf[..n].starts_with(b"-LOADING"))
-                    {
-                        return r;
-                    }
+                if answers_ping(port) {
+                    return r;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
