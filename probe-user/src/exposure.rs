@@ -11,7 +11,6 @@ use std::collections::VecDeque;
 pub struct Exposure {
     /// (offset, time, count) of acknowledged writes not yet durable.
     waiting: VecDeque<(u64, u64, u64)>,
-    still_exposed: u64,
     exposure: Latency,
     acked: u64,
     fsyncs: u64,
@@ -55,7 +54,6 @@ impl Exposure {
                     self.exposure.record_n(0, n);
                 } else {
                     self.waiting.push_back((e.a, e.ts, n));
-                    self.still_exposed += n;
                 }
             }
             marker::FSYNC_DONE => {
@@ -66,7 +64,6 @@ impl Exposure {
                         break;
                     }
                     self.exposure.record_n(e.ts.saturating_sub(ts), n);
-                    self.still_exposed -= n;
                     self.waiting.pop_front();
                 }
             }
@@ -83,7 +80,7 @@ impl Exposure {
             writes_acked: self.acked,
             fsyncs_done: self.fsyncs,
             durable_offset: self.durable_offset,
-            still_exposed: self.still_exposed,
+            still_exposed: self.waiting.iter().map(|w| w.2).sum(),
             exposure: self.exposure.summary(),
             forks: self.forks.clone(),
             snapshots_ok: self.snapshots_ok,

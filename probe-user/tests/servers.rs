@@ -280,9 +280,8 @@ fn cowstore_everysec_exposure_matches_info_durability() {
     // Sources of difference: both stamp the writes of a pass once, cowscope
     // at the marker call and cowstore right after it (~1 us: the uprobe hit);
     // cowstore reads the fsync's end just before its marker (~1 us); both
-    // histograms keep 3
-    // significant digits (0.1% each); CLOCK_REALTIME against CLOCK_MONOTONIC
-    // (NTP slews by at most 0.05%). Hence 0.3% plus 0.5 ms.
+    // histograms keep 3 significant digits (0.1% each); CLOCK_REALTIME against
+    // CLOCK_MONOTONIC (NTP slews by at most 0.05%). Hence 0.3% plus 0.5 ms.
     for (q, ns, us) in [("p50", "p50_ns", "p50_usec"), ("p99", "p99_ns", "p99_usec"), ("max", "max_ns", "max_usec")] {
         let (ours, theirs) = (num(&ours, ns) as f64 / 1e3, theirs[us] as f64);
         let tolerance = theirs * 0.003 + 500.0;

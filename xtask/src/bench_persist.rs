@@ -12,14 +12,16 @@
 //! Servers are not pinned here: a fork child inherits its parent's CPU, and
 //! the save or rewrite must be free to use the other core, as in production.
 
-use crate::servers::{Running, Which, command, info_field, load_average, machine, median, redis_benchmark, start};
+use crate::servers::{
+    Background, Running, Which, command, info_field, info_text, load_average, machine, median, redis_benchmark,
+    run_set_load, set_load, start,
+};
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Options of `bench rdb` and `bench aof`.
@@ -37,6 +39,12 @@ const SERVERS: [Which; 2] = [Which::Cowstore, Which::Redis];
 
 /// The write load during a save covers one key in this many.
 const LOAD_SHARE: u64 = 10;
+
+/// SETs per key of the load done before the save, so that nearly all its keys
+/// exist (all but about e^-10 of them): the load during the save then only
+/// overwrites, in both servers alike, and the keyspace's table never grows
+/// mid-save.
+const PREFILL_PER_KEY: u64 = 10;
 
 /// Collections added next to the populated strings: (hashes, lists, sets, sorted sets) of 100 items.
 const COLLECTIONS: u64 = 2000;
@@ -80,45 +88,6 @@ fn load_collections(port: u16, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// A redis-benchmark SET load running in the background until dropped.
-struct Load(Child);
-
-/// SETs `key:NNNNNNNNNNNN` (the load's key names) over `keys` random keys,
-/// ten per key, so that nearly all of them exist (all but about e^-10 of
-/// them) before the save: the load during the save then only overwrites, in
-/// both servers alike, and the keyspace's table never grows mid-save.
-fn prefill(port: u16, keys: u64) -> Result<()> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set", "-n", &(10 * keys).to_string()])
-        .args(["-r", &keys.to_string(), "-d", "100", "-c", "20", "-P", "16", "-q"])
-        .output()
-        .context("run redis-benchmark")?;
-    if !out.status.success() {
-        bail!("prefilling the load's keys failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-impl Load {
-    fn start(port: u16, keys: u64) -> Result<Load> {
-        let child = Command::new("redis-benchmark")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set", "-n", "1000000000"])
-            .args(["-r", &keys.to_string(), "-d", "100", "-c", "20", "-P", "4", "-q"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start redis-benchmark")?;
-        Ok(Load(child))
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One BGSAVE measurement.
 struct SaveRun {
     wall_ms: f64,
@@ -126,7 +95,7 @@ struct SaveRun {
     fork_usec: u64,
     cow_bytes: u64,
     /// Commands the server ran from BGSAVE until it reported the end.
-    writes_during: u64,
+    commands_during: u64,
 }
 
 fn info(port: u16) -> Result<String> {
@@ -138,8 +107,10 @@ fn bgsave_run(which: Which, keys: u64, collections: u64) -> Result<SaveRun> {
     let s: Running = start(which, false, &["--rdbcompression", "yes"])?;
     command(s.port, &["DEBUG", "POPULATE", &keys.to_string(), "key", "100"])?;
     load_collections(s.port, collections)?;
-    prefill(s.port, keys / LOAD_SHARE)?;
-    let load = Load::start(s.port, keys / LOAD_SHARE)?;
+    let load_keys = keys / LOAD_SHARE;
+    run_set_load(s.port, load_keys, PREFILL_PER_KEY * load_keys, 20, 16, 100)?;
+    let load =
+        Background(set_load(s.port, load_keys, 1_000_000_000, 20, 4, 100).spawn().context("start redis-benchmark")?);
     std::thread::sleep(Duration::from_secs(1));
     let commands = |i: &str| info_field(i, "total_commands_processed").context("total_commands_processed");
     let before = commands(&info(s.port)?)?;
@@ -161,7 +132,7 @@ fn bgsave_run(which: Which, keys: u64, collections: u64) -> Result<SaveRun> {
     let wall_ms = t.elapsed().as_secs_f64() * 1000.0;
     drop(load);
     let i = info(s.port)?;
-    let status = i.lines().find_map(|l| l.strip_prefix("rdb_last_bgsave_status:")).unwrap_or("?").trim().to_string();
+    let status = info_text(&i, "rdb_last_bgsave_status").unwrap_or("?");
     if status != "ok" {
         bail!("{}: BGSAVE failed ({status})", which.name());
     }
@@ -170,7 +141,7 @@ fn bgsave_run(which: Which, keys: u64, collections: u64) -> Result<SaveRun> {
         dump_bytes: std::fs::metadata(s.dir.join("dump.rdb"))?.len(),
         fork_usec: info_field(&i, "latest_fork_usec").context("latest_fork_usec")?,
         cow_bytes: info_field(&i, "rdb_last_cow_size").context("rdb_last_cow_size")?,
-        writes_during: after - before,
+        commands_during: after - before,
     })
 }
 
@@ -218,7 +189,7 @@ pub fn run_rdb(args: Args) -> Result<()> {
         ("dump size", |r| r.dump_bytes as f64, 1024.0 * 1024.0, "MiB"),
         ("latest_fork_usec", |r| r.fork_usec as f64, 1000.0, "ms"),
         ("rdb_last_cow_size", |r| r.cow_bytes as f64, 1024.0 * 1024.0, "MiB"),
-        ("commands run during the save", |r| r.writes_during as f64, 1000.0, "k"),
+        ("commands run during the save", |r| r.commands_during as f64, 1000.0, "k"),
     ];
     for (label, f, scale, unit) in rows {
         let (c, r) = (med(Which::Cowstore, f), med(Which::Redis, f));
@@ -237,7 +208,7 @@ pub fn run_rdb(args: Args) -> Result<()> {
                 r.dump_bytes,
                 r.fork_usec,
                 r.cow_bytes,
-                r.writes_during
+                r.commands_during
             );
         }
     }
@@ -251,7 +222,7 @@ pub fn run_rdb(args: Args) -> Result<()> {
          same load, with the number of commands each server ran while its child lived (CoW grows with the \
          pages the load touches while the child lives: a faster save copies less, a faster server more).",
         load = keys / LOAD_SHARE,
-        prefill = 10 * keys / LOAD_SHARE
+        prefill = PREFILL_PER_KEY * keys / LOAD_SHARE
     );
     let mut doc = header("RDB snapshots: cowstore against redis-server", &invoked, &what);
     let _ = writeln!(doc, "{table}\nEvery run:\n\n{per_round}");
@@ -264,12 +235,9 @@ pub fn run_rdb(args: Args) -> Result<()> {
 /// The exposure line of cowstore's INFO durability for `policy`.
 fn exposure(port: u16, policy: &str) -> Result<BTreeMap<String, u64>> {
     let i = command(port, &["INFO", "durability"])?;
-    let line = i
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("exposure_{policy}:")))
+    let line = info_text(&i, &format!("exposure_{policy}"))
         .with_context(|| format!("no exposure_{policy} in INFO durability"))?;
     Ok(line
-        .trim()
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))

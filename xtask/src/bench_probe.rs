@@ -8,16 +8,15 @@
 //! measurements for a bpftrace script that counts the equivalent events.
 //! Results go to the `probe-SERVER` section of docs/benchmarks.md.
 
-use crate::servers::{Sample, Which, can_pin, cpu_seconds, load_average, machine, median, redis_benchmark, start};
+use crate::recording::{Interrupted, record};
+use crate::servers::{Sample, Which, can_pin, cpu_per_request, load_average, machine, median, redis_benchmark, start};
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -69,66 +68,13 @@ uprobe:{exe}:cowstore_marker_writes_acked /pid == $1/ { @acked = sum(arg1); }
 uprobe:{exe}:cowstore_marker_fsync_done /pid == $1/ { @fsynced = count(); }
 "#;
 
-/// A tracer process (cowscope or bpftrace), interrupted like Ctrl-C when
-/// finished or dropped, killed if it has not exited 10 s later.
-struct Tracer(Option<Child>);
-
-impl Tracer {
-    /// Interrupts the tracer and collects what it printed.
-    fn finish(mut self) -> Result<std::process::Output> {
-        let child = self.0.take().context("already finished")?;
-        interrupt(child.id())?;
-        Ok(child.wait_with_output()?)
-    }
-}
-
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        let Some(mut child) = self.0.take() else {
-            return;
-        };
-        let _ = interrupt(child.id());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Sends SIGINT to `pid`.
-fn interrupt(pid: u32) -> Result<()> {
-    setup::output(Command::new("kill").arg("-INT").arg(pid.to_string())).map(|_| ())
-}
-
 /// Starts `cowscope record -p PID --json EXTRA...` and waits until it is attached.
-fn attach_cowscope(cowscope: &Path, pid: u32, extra: &[&str]) -> Result<Tracer> {
-    let mut child = Command::new(cowscope)
-        .args(["record", "-p", &pid.to_string(), "--json"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("start cowscope")?;
-    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("Tracing PID") => break,
-            Some(Ok(_)) => {}
-            _ => bail!("cowscope exited before attaching"),
-        }
-    }
-    // Keep draining its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok(Tracer(Some(child)))
+fn attach_cowscope(pid: u32, extra: &[&str]) -> Result<Interrupted> {
+    record(pid, &[&["--json"], extra].concat(), true, false)
 }
 
 /// Stops cowscope and returns its JSON report.
-fn stop_cowscope(c: Tracer) -> Result<Value> {
+fn stop_cowscope(c: Interrupted) -> Result<Value> {
     let out = c.finish()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with('{')).context("no cowscope report")?;
@@ -199,7 +145,6 @@ pub fn run(mut args: Args) -> Result<()> {
         other => bail!("unknown server {other}: use cowstore or redis"),
     };
     setup::cargo(&["build", "--release", "-p", "probe-user", "-p", "cowstore"])?;
-    let cowscope = setup::target_dir().join("release/cowscope");
     let pin = can_pin();
     let aof: &[&str] = if args.aof {
         &["--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0"]
@@ -217,9 +162,8 @@ pub fn run(mut args: Args) -> Result<()> {
         (args.requests.to_string(), args.clients.to_string(), args.pipeline.to_string());
     let bench_args = ["-n", &requests, "-r", "100000", "-c", &clients, "-P", &pipeline, "-d", "64"];
     let benchmark = || -> Result<Run> {
-        let before = cpu_seconds(pid)?;
-        let tests = redis_benchmark(port, &["set", "get"], &bench_args, pin)?;
-        let cpu_us = (cpu_seconds(pid)? - before) * 1e6 / (2 * args.requests) as f64;
+        let (tests, cpu_us) =
+            cpu_per_request(pid, 2 * args.requests, || redis_benchmark(port, &["set", "get"], &bench_args, pin))?;
         Ok(Run { tests, cpu_us })
     };
     set_bpf_stats(false)?;
@@ -240,7 +184,7 @@ pub fn run(mut args: Args) -> Result<()> {
             let run = match configs[i].1 {
                 None => benchmark()?,
                 Some(extra) => {
-                    let scope = attach_cowscope(&cowscope, pid, extra)?;
+                    let scope = attach_cowscope(pid, extra)?;
                     let run = benchmark()?;
                     stop_cowscope(scope)?;
                     run
@@ -252,7 +196,7 @@ pub fn run(mut args: Args) -> Result<()> {
 
     // Per-event cost: one more run of each tracer with BPF statistics on.
     set_bpf_stats(true)?;
-    let scope = attach_cowscope(&cowscope, pid, &[])?;
+    let scope = attach_cowscope(pid, &[])?;
     let with_stats = benchmark()?;
     let report = stop_cowscope(scope)?;
     let mut busiest: Vec<(String, u64, u64)> = report["programs"]
@@ -273,7 +217,7 @@ pub fn run(mut args: Args) -> Result<()> {
         text.push_str(&BPFTRACE_MARKERS.replace("{exe}", &exe.display().to_string()));
     }
     std::fs::write(&script, text)?;
-    let bt = Tracer(Some(
+    let bt = Interrupted::new(
         Command::new("bpftrace")
             .arg(&script)
             .arg(pid.to_string())
@@ -281,7 +225,7 @@ pub fn run(mut args: Args) -> Result<()> {
             .stderr(Stdio::null())
             .spawn()
             .context("start bpftrace (apt-get install bpftrace)")?,
-    ));
+    );
     let waiting = Instant::now();
     while program_ids()?.len() <= before.len() {
         if waiting.elapsed() > Duration::from_secs(30) {

@@ -10,7 +10,7 @@
 //! CPU 1. A full run rewrites its section of docs/benchmarks.md.
 
 use crate::servers::{
-    Sample, Which, can_pin, command, cpu_seconds, info_field, load_average, machine, median, mib, redis_benchmark,
+    Sample, Which, can_pin, command, cpu_per_request, info_field, load_average, machine, median, mib, redis_benchmark,
     start, vm_rss,
 };
 use crate::setup;
@@ -106,12 +106,13 @@ pub fn run(args: Args) -> Result<()> {
             for idx in order {
                 let which = [Which::Cowstore, Which::Redis][idx];
                 eprintln!("bench store: round {}/{rounds}, -P {pipeline}, {}", round + 1, which.name());
-                let pid = servers[idx].child.id();
-                let before = cpu_seconds(pid)?;
-                for (test, s) in benchmark(servers[idx].port, pipeline, requests, pin)? {
+                let (tests, per_request) =
+                    cpu_per_request(servers[idx].child.id(), TESTS.len() as u64 * requests, || {
+                        benchmark(servers[idx].port, pipeline, requests, pin)
+                    })?;
+                for (test, s) in tests {
                     samples.entry((which, pipeline, test)).or_default().push(s);
                 }
-                let per_request = (cpu_seconds(pid)? - before) * 1e6 / (TESTS.len() as u64 * requests) as f64;
                 cpu.entry((which, pipeline)).or_default().push(per_request);
             }
         }

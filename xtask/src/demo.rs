@@ -3,12 +3,11 @@
 //! a BGSAVE snapshots the keyspace, then prints cowscope's report next to
 //! cowstore's own figures.
 
-use crate::servers::{Which, command, start};
+use crate::recording::record;
+use crate::servers::{Background, Which, command, info_text, run_set_load, set_load, start};
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Demo options.
@@ -47,35 +46,16 @@ pub fn run(args: Args) -> Result<()> {
     // snapshot would grow the keyspace's table, and the old one, freed by the
     // parent, would become private to the child without any copy.
     println!("== loading ~{} keys of {} bytes (redis-benchmark SET, pipeline 64)", args.keys, args.value_size);
-    let populated = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-t", "set", "-r", &args.keys.to_string(), "-n", &(3 * args.keys).to_string()])
-        .args(["-c", "50", "-P", "64", "-d", &args.value_size.to_string(), "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("starting redis-benchmark (apt-get install redis-tools)")?;
-    if !populated.success() {
-        bail!("populating cowstore failed: {populated}");
-    }
-    // The load's last writes become durable within a second or two; then the
-    // exposure figures of cowscope and cowstore start from the same state.
-    wait_durable(port)?;
+    run_set_load(port, args.keys, 3 * args.keys, 50, 64, args.value_size).context("populating cowstore")?;
     println!("== recording pid {pid} with cowscope");
-    let mut scope = Command::new(setup::target_dir().join("release/cowscope"))
-        .args(["record", "-p", &pid.to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting cowscope")?;
-    wait_for_line(scope.stderr.take().context("cowscope stderr")?, "Tracing PID")?;
-    // Both exposure figures then cover the same writes.
+    let scope = record(pid, &[], false, true)?;
+    // From here on both exposure figures cover the same writes: those still
+    // waiting for an fsync are left out of both (cowscope never saw their
+    // acknowledgement; cowstore's reset leaves them out).
     command(port, &["DURABILITY", "RESET"])?;
     println!("== write load: redis-benchmark SET, 50 clients, pipeline 16, random keys");
-    let mut load = Guard(
-        Command::new("redis-benchmark")
-            .args(["-p", &port.to_string(), "-t", "set", "-n", "100000000", "-r", &args.keys.to_string()])
-            .args(["-c", "50", "-P", "16", "-d", &args.value_size.to_string(), "-q"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+    let load = Background(
+        set_load(port, args.keys, 100_000_000, 50, 16, args.value_size)
             .spawn()
             .context("starting redis-benchmark (apt-get install redis-tools)")?,
     );
@@ -90,16 +70,11 @@ pub fn run(args: Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let _ = load.0.kill();
-    let _ = load.0.wait();
+    drop(load);
     // Let the last acknowledged writes become durable before stopping cowscope.
     wait_durable(port)?;
     // SIGINT ends the recording cleanly; cowscope prints its report.
-    let st = Command::new("kill").args(["-INT", &scope.id().to_string()]).status()?;
-    if !st.success() {
-        bail!("could not stop cowscope");
-    }
-    let status = scope.wait()?;
+    let status = scope.finish()?.status;
     println!("== cowstore's own figures");
     for f in [
         "rdb_last_bgsave_status",
@@ -119,33 +94,6 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Kills the child when dropped (an early error must not leave a load running).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Echoes `from` line by line to stderr; returns once a line holds `needle`.
-fn wait_for_line(from: impl Read + Send + 'static, needle: &str) -> Result<()> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let needle = needle.to_string();
-    std::thread::spawn(move || {
-        let mut seen = false;
-        for line in BufReader::new(from).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            if !seen && line.contains(&needle) {
-                seen = true;
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).context("cowscope did not start tracing (is this root?)")
-}
-
 /// Waits (up to 5 s) until no acknowledged write is waiting for an fsync
 /// (`appendfsync no` never gets there: its writes stay exposed).
 fn wait_durable(port: u16) -> Result<()> {
@@ -159,8 +107,5 @@ fn wait_durable(port: u16) -> Result<()> {
 /// Field `name` of `INFO everything`, as text.
 fn info(port: u16, name: &str) -> Result<String> {
     let text = command(port, &["INFO", "everything"])?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
-        .with_context(|| format!("INFO has no {name}"))
+    info_text(&text, name).map(str::to_string).with_context(|| format!("INFO has no {name}"))
 }

@@ -7,6 +7,7 @@ mod bench_persist;
 mod bench_probe;
 mod bench_store;
 mod demo;
+mod recording;
 mod servers;
 mod setup;
 

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -197,9 +198,48 @@ fn parse_csv(text: &str) -> Result<BTreeMap<String, Sample>> {
     Ok(out)
 }
 
+/// The value of `field:value` in an INFO reply.
+pub fn info_text<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| Some(l.strip_prefix(name)?.strip_prefix(':')?.trim()))
+}
+
 /// A numeric `field:value` of an INFO reply.
 pub fn info_field(info: &str, name: &str) -> Option<u64> {
-    info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+    info_text(info, name)?.parse().ok()
+}
+
+/// A child process killed when dropped (a background load must not outlive
+/// an early error).
+pub struct Background(pub Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `redis-benchmark -t set` against `port`: `requests` SETs of `size`-byte
+/// values over `keys` random keys (`key:NNNNNNNNNNNN`), quiet.
+pub fn set_load(port: u16, keys: u64, requests: u64, clients: u32, pipeline: u32, size: u64) -> Command {
+    let mut c = Command::new("redis-benchmark");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set", "-q"])
+        .args(["-r", &keys.to_string(), "-n", &requests.to_string(), "-d", &size.to_string()])
+        .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// Runs `set_load` to completion.
+pub fn run_set_load(port: u16, keys: u64, requests: u64, clients: u32, pipeline: u32, size: u64) -> Result<()> {
+    let st = set_load(port, keys, requests, clients, pipeline, size)
+        .status()
+        .context("run redis-benchmark (apt-get install redis-tools)")?;
+    if !st.success() {
+        bail!("redis-benchmark SET load failed: {st}");
+    }
+    Ok(())
 }
 
 /// VmRSS of a process, in bytes.
@@ -214,16 +254,31 @@ pub fn vm_rss(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-/// CPU time a process has used (user + system), in seconds.
-pub fn cpu_seconds(pid: u32) -> Result<f64> {
+/// CPU time a process has used (user + system, all threads), in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    static CLK_TCK: OnceLock<f64> = OnceLock::new();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("short /proc/PID/stat")?.parse::<f64>()?) };
-    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the name.
-    let hz: f64 = setup::output(Command::new("getconf").arg("CLK_TCK"))?.trim().parse().context("CLK_TCK")?;
-    Ok((ticks(11)? + ticks(12)?) / hz)
+    let hz = match CLK_TCK.get() {
+        Some(hz) => *hz,
+        None => {
+            let hz = setup::output(Command::new("getconf").arg("CLK_TCK"))?.trim().parse().context("CLK_TCK")?;
+            *CLK_TCK.get_or_init(|| hz)
+        }
+    };
+    // utime and stime, fields 14 and 15 of stat(5), counted from field 3 (state) here.
+    Ok((ticks(14 - 3)? + ticks(15 - 3)?) / hz)
+}
+
+/// Runs `work`, which serves `requests` requests, and returns its result
+/// with the CPU time process `pid` spent per request, in µs.
+pub fn cpu_per_request<T>(pid: u32, requests: u64, work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let before = cpu_seconds(pid)?;
+    let out = work()?;
+    Ok((out, (cpu_seconds(pid)? - before) * 1e6 / requests as f64))
 }
 
 /// The median (NaN for none).

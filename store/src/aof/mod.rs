@@ -94,7 +94,11 @@ pub struct Aof {
     pub delayed_fsync: u64,
     /// errno of the last failed write, 0 when the last write succeeded.
     pub write_errno: i32,
-    pass_acks: Vec<u64>,
+    /// Client writes acknowledged by this pass's replies, and where the AOF
+    /// bytes of the last of them end (offsets only grow, so the last is the
+    /// furthest).
+    pass_acks: u64,
+    pass_end: u64,
     multi_open: Option<bool>,
     /// Ack-to-durable exposure of acknowledged writes.
     pub durability: Durability,
@@ -122,7 +126,8 @@ impl Aof {
             postponed_since: None,
             delayed_fsync: 0,
             write_errno: 0,
-            pass_acks: Vec::new(),
+            pass_acks: 0,
+            pass_end: 0,
             multi_open: None,
             durability: Durability::default(),
             rewrite: RewriteStats { last_ok: true, last_time_sec: -1, ..Default::default() },
@@ -151,7 +156,8 @@ impl Aof {
         }
         append_command(&mut self.buf, args);
         if acked {
-            self.pass_acks.push(self.written + self.buf.len() as u64);
+            self.pass_acks += 1;
+            self.pass_end = self.written + self.buf.len() as u64;
         }
     }
 
@@ -164,8 +170,8 @@ impl Aof {
     pub fn exec_end(&mut self) {
         if self.multi_open == Some(true) && self.logging() {
             append_command(&mut self.buf, [b"EXEC".as_slice()].into_iter());
-            if let Some(last) = self.pass_acks.last_mut() {
-                *last = self.written + self.buf.len() as u64;
+            if self.pass_acks > 0 {
+                self.pass_end = self.written + self.buf.len() as u64;
             }
         }
         self.multi_open = None;
@@ -301,7 +307,7 @@ pub fn append_command<'a>(buf: &mut Vec<u8>, args: impl ExactSizeIterator<Item =
 pub fn flush(srv: &mut Server, force: bool) {
     let aof = &mut srv.aof;
     if !aof.logging() {
-        aof.pass_acks.clear();
+        aof.pass_acks = 0;
         return;
     }
     aof.collect_fsyncs();
@@ -413,14 +419,12 @@ pub fn flush(srv: &mut Server, force: bool) {
 /// start their exposure now.
 fn ack_pass(srv: &mut Server) {
     let aof = &mut srv.aof;
-    if aof.pass_acks.is_empty() {
+    if aof.pass_acks == 0 {
         return;
     }
-    let max = aof.pass_acks.iter().copied().max().unwrap_or(0);
-    let n = aof.pass_acks.len() as u64;
-    markers::cowstore_marker_writes_acked(max, n);
-    aof.durability.acked(srv.config.appendfsync, max, n, crate::util::now_us());
-    aof.pass_acks.clear();
+    markers::cowstore_marker_writes_acked(aof.pass_end, aof.pass_acks);
+    aof.durability.acked(srv.config.appendfsync, aof.pass_end, aof.pass_acks, crate::util::now_us());
+    aof.pass_acks = 0;
 }
 
 /// Opens the AOF at startup (after loading): creates the directory, writes an
