@@ -1,8 +1,13 @@
 //! The copy-on-write table: faults, copies and reuses of the target and its
 //! children, per snapshot window, per memory region and per page size.
+//!
+//! Every row comes from the same per-page entries, so the totals are the sums
+//! of their breakdowns by construction. Entries of closed windows are folded
+//! into a [`Table`] and removed from the kernel's map (they can no longer
+//! change); a report adds the live entries, read once, to a copy of it.
 
 use crate::procfs::{AddressSpace, PAGE, Region, RegionKind};
-use probe_ebpf::{PageKey, PageStat, counter};
+use probe_ebpf::{PageKey, PageStat};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,7 +23,7 @@ pub struct Tally {
     /// Faults on the shared zero page (the page had only been read): the
     /// kernel mapped a fresh zeroed page, as it would without a fork.
     pub zero_fills: u64,
-    /// Distinct pages faulted on.
+    /// Distinct pages faulted on (in an interval report: pages first faulted on in it).
     pub pages: u64,
     /// Distinct pages copied.
     pub copied_pages: u64,
@@ -37,21 +42,21 @@ impl Tally {
         self.bytes_copied = self.copies * PAGE;
     }
 
-    fn from_counters(counters: &[u64], faults: u32, copies: u32, zero_fills: u32) -> Tally {
-        let [faults, copies, zero_fills] = [faults, copies, zero_fills].map(|i| counters[i as usize]);
+    fn minus(&self, o: &Tally) -> Tally {
         Tally {
-            faults,
-            copies,
-            zero_fills,
-            reuses: faults.saturating_sub(copies + zero_fills),
-            bytes_copied: copies * PAGE,
-            ..Tally::default()
+            faults: self.faults.saturating_sub(o.faults),
+            copies: self.copies.saturating_sub(o.copies),
+            reuses: self.reuses.saturating_sub(o.reuses),
+            zero_fills: self.zero_fills.saturating_sub(o.zero_fills),
+            pages: self.pages.saturating_sub(o.pages),
+            copied_pages: self.copied_pages.saturating_sub(o.copied_pages),
+            bytes_copied: self.bytes_copied.saturating_sub(o.bytes_copied),
         }
     }
 }
 
 /// A slice split by who faulted and when.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Split {
     /// The target, while a forked child was alive.
     pub parent_window: Tally,
@@ -69,10 +74,18 @@ impl Split {
             Role::Child => &mut self.child,
         }
     }
+
+    fn minus(&self, o: &Split) -> Split {
+        Split {
+            parent_window: self.parent_window.minus(&o.parent_window),
+            parent_outside: self.parent_outside.minus(&o.parent_outside),
+            child: self.child.minus(&o.child),
+        }
+    }
 }
 
 /// One memory region of the target.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RegionRow {
     /// First address.
     pub start: u64,
@@ -90,13 +103,13 @@ pub struct RegionRow {
 }
 
 /// One snapshot window's pages.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct WindowRow {
     /// Forking process.
     pub parent: u32,
     /// Window number in that process.
     pub epoch: u32,
-    /// The child that held it open.
+    /// The child that held it open (0 if its fork was not seen).
     pub child: u32,
     /// The target's faults while the window was open.
     pub parent_faults: Tally,
@@ -104,11 +117,22 @@ pub struct WindowRow {
     pub child_faults: Tally,
 }
 
+/// Write faults on shared mappings (`MAP_SHARED`, anonymous or file): the
+/// kernel tracking dirty pages or sharing them, never copy-on-write. Counted
+/// apart and left out of every other row.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SharedWrites {
+    /// Write faults.
+    pub faults: u64,
+    /// Distinct pages.
+    pub pages: u64,
+}
+
 /// The copy-on-write table.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct CowReport {
-    /// Totals from the in-kernel counters (exact even if the page map filled up);
-    /// distinct page counts from the page map.
+    /// Totals: the sums of the rows below (the page map's entries, all of them
+    /// unless `drops.page_map` says otherwise).
     pub total: Split,
     /// Per snapshot window.
     pub windows: Vec<WindowRow>,
@@ -118,6 +142,8 @@ pub struct CowReport {
     pub base_pages: Split,
     /// Faults on pages that were part of a transparent huge page.
     pub huge_pages: Split,
+    /// Write faults on shared mappings, not copy-on-write (not in the rows above).
+    pub shared_mappings: SharedWrites,
 }
 
 #[derive(Clone, Copy)]
@@ -129,8 +155,8 @@ enum Role {
 
 /// What the table needs to know about the recording.
 pub struct Context<'a> {
-    /// Forked children: child → (parent, epoch).
-    pub children: HashMap<u32, (u32, u32)>,
+    /// Window (parent, epoch) → the child holding it, from fork records (for display).
+    pub children: HashMap<(u32, u32), u32>,
     /// Address spaces read at each fork: (pid, epoch).
     pub at_fork: &'a HashMap<(u32, u32), AddressSpace>,
     /// The latest address space read of each process.
@@ -138,10 +164,9 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The address space that best describes `addr` of `tgid` in window `epoch`:
+    /// The address space that best describes `addr` of `owner` in window `epoch`:
     /// the one read at that fork, else the latest, else any earlier fork's.
-    fn locate(&self, tgid: u32, epoch: u32, addr: u64) -> Option<(&AddressSpace, &Region)> {
-        let (owner, epoch) = self.children.get(&tgid).copied().unwrap_or((tgid, epoch));
+    fn locate(&self, owner: u32, epoch: u32, addr: u64) -> Option<(&AddressSpace, &Region)> {
         let mut forks: Vec<(&(u32, u32), &AddressSpace)> =
             self.at_fork.iter().filter(|((pid, _), _)| *pid == owner).collect();
         forks.sort_by_key(|((_, e), _)| std::cmp::Reverse(*e));
@@ -154,72 +179,194 @@ impl Context<'_> {
     }
 }
 
-/// Builds the table from the page map and the counters.
-pub fn table(ctx: &Context, pages: &[(PageKey, PageStat)], counters: &[u64]) -> CowReport {
-    use counter::*;
-    let mut total = Split {
-        parent_window: Tally::from_counters(counters, PARENT_FAULTS_WINDOW, PARENT_COPIES_WINDOW, PARENT_ZERO_WINDOW),
-        parent_outside: Tally::from_counters(
-            counters,
-            PARENT_FAULTS_OUTSIDE,
-            PARENT_COPIES_OUTSIDE,
-            PARENT_ZERO_OUTSIDE,
-        ),
-        child: Tally::from_counters(counters, CHILD_FAULTS, CHILD_COPIES, CHILD_ZERO),
-    };
-    let mut windows: BTreeMap<(u32, u32), WindowRow> = BTreeMap::new();
-    let mut regions: BTreeMap<(u64, u64, String), RegionRow> = BTreeMap::new();
-    let (mut base, mut huge) = (Split::default(), Split::default());
-    for (key, stat) in pages {
-        let role = match ctx.children.get(&key.tgid) {
-            Some(_) => Role::Child,
-            None if key.epoch > 0 => Role::Window,
-            None => Role::Outside,
+/// Rows accumulated from page entries.
+#[derive(Clone, Default)]
+pub struct Table {
+    total: Split,
+    windows: BTreeMap<(u32, u32), WindowRow>,
+    regions: BTreeMap<(u64, u64, String), RegionRow>,
+    base: Split,
+    huge: Split,
+    shared: SharedWrites,
+}
+
+impl Table {
+    /// Adds one page entry.
+    pub fn add(&mut self, ctx: &Context, key: &PageKey, stat: &PageStat) {
+        let found = ctx.locate(key.owner, key.epoch, key.page());
+        if found.is_some_and(|(_, r)| r.shared()) {
+            self.shared.faults += stat.faults as u64;
+            self.shared.pages += 1;
+            return;
+        }
+        let role = match (key.child(), key.epoch) {
+            (true, _) => Role::Child,
+            (false, 0) => Role::Outside,
+            (false, _) => Role::Window,
         };
-        let t = total.slot(role);
-        t.pages += 1;
-        t.copied_pages += (stat.copies > 0) as u64;
-        let window = match role {
-            Role::Child => ctx.children.get(&key.tgid).copied().map(|(p, e)| (p, e, key.tgid)),
-            Role::Window => Some((key.tgid, key.epoch, 0)),
-            Role::Outside => None,
-        };
-        if let Some((parent, epoch, child)) = window.filter(|w| w.1 > 0) {
-            let row = windows.entry((parent, epoch)).or_insert_with(|| WindowRow {
-                parent,
-                epoch,
+        self.total.slot(role).add(stat);
+        if key.epoch > 0 {
+            let row = self.windows.entry((key.owner, key.epoch)).or_insert_with(|| WindowRow {
+                parent: key.owner,
+                epoch: key.epoch,
                 child: 0,
                 parent_faults: Tally::default(),
                 child_faults: Tally::default(),
             });
-            if child != 0 {
-                row.child = child;
-                row.child_faults.add(stat);
-            } else {
-                row.parent_faults.add(stat);
-            }
+            if key.child() { &mut row.child_faults } else { &mut row.parent_faults }.add(stat);
         }
-        let found = ctx.locate(key.tgid, key.epoch, key.page);
-        let huge_page = found.is_some_and(|(s, _)| s.is_huge(key.page));
-        if huge_page { &mut huge } else { &mut base }.slot(role).add(stat);
+        let huge_page = found.is_some_and(|(s, _)| s.is_huge(key.page()));
+        if huge_page { &mut self.huge } else { &mut self.base }.slot(role).add(stat);
         let (start, end, kind, path, anon_huge_bytes) = match found {
             Some((_, r)) => (r.start, r.end, r.kind, r.path.clone(), r.anon_huge_bytes),
             None => (0, 0, RegionKind::Unknown, "(not mapped when read)".to_string(), 0),
         };
-        regions
+        self.regions
             .entry((start, end, path.clone()))
             .or_insert_with(|| RegionRow { start, end, kind, path, anon_huge_bytes, split: Split::default() })
             .split
             .slot(role)
             .add(stat);
     }
-    // Children map to their parent's windows even if they faulted on nothing.
-    for (&child, &(parent, epoch)) in &ctx.children {
-        if let Some(row) = windows.get_mut(&(parent, epoch)) {
-            row.child = child;
+
+    /// The report of these rows.
+    pub fn report(&self, ctx: &Context) -> CowReport {
+        let mut windows: Vec<WindowRow> = self.windows.values().cloned().collect();
+        for row in &mut windows {
+            row.child = ctx.children.get(&(row.parent, row.epoch)).copied().unwrap_or(0);
+        }
+        let mut regions: Vec<RegionRow> = self.regions.values().cloned().collect();
+        regions.sort_by_key(|r| std::cmp::Reverse(r.split.parent_window.copies + r.split.parent_outside.faults));
+        CowReport {
+            total: self.total,
+            windows,
+            regions,
+            base_pages: self.base,
+            huge_pages: self.huge,
+            shared_mappings: self.shared,
         }
     }
-    let mut regions: Vec<RegionRow> = regions.into_values().collect();
-    regions.sort_by_key(|r| std::cmp::Reverse(r.split.parent_window.copies + r.split.parent_outside.faults));
-    CowReport { total, windows: windows.into_values().collect(), regions, base_pages: base, huge_pages: huge }
+}
+
+impl CowReport {
+    /// What changed since `prev`, an earlier report of the same recording:
+    /// every row minus its earlier self (rows that did not change are left out).
+    pub fn since(&self, prev: &CowReport) -> CowReport {
+        let windows = self
+            .windows
+            .iter()
+            .map(|w| {
+                let before = prev.windows.iter().find(|p| (p.parent, p.epoch) == (w.parent, w.epoch));
+                WindowRow {
+                    parent_faults: w.parent_faults.minus(&before.map(|b| b.parent_faults).unwrap_or_default()),
+                    child_faults: w.child_faults.minus(&before.map(|b| b.child_faults).unwrap_or_default()),
+                    ..w.clone()
+                }
+            })
+            .filter(|w| w.parent_faults.faults + w.child_faults.faults > 0)
+            .collect();
+        let regions = self
+            .regions
+            .iter()
+            .map(|r| {
+                let before = prev.regions.iter().find(|p| (p.start, p.end, &p.path) == (r.start, r.end, &r.path));
+                RegionRow { split: r.split.minus(&before.map(|b| b.split).unwrap_or_default()), ..r.clone() }
+            })
+            .filter(|r| r.split != Split::default())
+            .collect();
+        CowReport {
+            total: self.total.minus(&prev.total),
+            windows,
+            regions,
+            base_pages: self.base_pages.minus(&prev.base_pages),
+            huge_pages: self.huge_pages.minus(&prev.huge_pages),
+            shared_mappings: SharedWrites {
+                faults: self.shared_mappings.faults.saturating_sub(prev.shared_mappings.faults),
+                pages: self.shared_mappings.pages.saturating_sub(prev.shared_mappings.pages),
+            },
+        }
+    }
+
+    /// Whether the totals equal the sums of their breakdowns (base + huge
+    /// pages, regions, and windows for the in-window rows).
+    #[cfg(test)]
+    pub fn consistent(&self) -> bool {
+        let by_size = add_split(&self.base_pages, &self.huge_pages);
+        let mut by_region = Split::default();
+        for r in &self.regions {
+            by_region = add_split(&by_region, &r.split);
+        }
+        let window_faults: u64 = self.windows.iter().map(|w| w.parent_faults.faults).sum();
+        by_size == self.total && by_region == self.total && window_faults == self.total.parent_window.faults
+    }
+}
+
+#[cfg(test)]
+fn add_split(a: &Split, b: &Split) -> Split {
+    let t = |x: &Tally, y: &Tally| Tally {
+        faults: x.faults + y.faults,
+        copies: x.copies + y.copies,
+        reuses: x.reuses + y.reuses,
+        zero_fills: x.zero_fills + y.zero_fills,
+        pages: x.pages + y.pages,
+        copied_pages: x.copied_pages + y.copied_pages,
+        bytes_copied: x.bytes_copied + y.bytes_copied,
+    };
+    Split {
+        parent_window: t(&a.parent_window, &b.parent_window),
+        parent_outside: t(&a.parent_outside, &b.parent_outside),
+        child: t(&a.child, &b.child),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::Region;
+
+    fn space(regions: &[(u64, u64, &str)]) -> AddressSpace {
+        AddressSpace {
+            regions: regions
+                .iter()
+                .map(|&(start, end, perms)| Region {
+                    start,
+                    end,
+                    perms: perms.to_string(),
+                    kind: RegionKind::Anon,
+                    path: String::new(),
+                    anon_huge_bytes: 0,
+                })
+                .collect(),
+            huge_chunks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn totals_are_the_sums_of_their_rows_and_shared_mappings_stay_apart() {
+        let at_fork = HashMap::from([((1, 1), space(&[(0x1000, 0x9000, "rw-p"), (0x10000, 0x20000, "rw-s")]))]);
+        let latest = HashMap::new();
+        let ctx = Context { children: HashMap::from([((1, 1), 2)]), at_fork: &at_fork, latest: &latest };
+        let mut t = Table::default();
+        let copy = PageStat { faults: 1, copies: 1, zero_fills: 0 };
+        let reuse = PageStat { faults: 1, copies: 0, zero_fills: 0 };
+        t.add(&ctx, &PageKey::new(1, 1, 0x1000, false), &copy);
+        t.add(&ctx, &PageKey::new(1, 1, 0x2000, false), &copy);
+        t.add(&ctx, &PageKey::new(1, 1, 0x3000, true), &copy);
+        t.add(&ctx, &PageKey::new(1, 0, 0x4000, false), &reuse);
+        t.add(&ctx, &PageKey::new(1, 1, 0x10000, false), &reuse);
+        let first = t.report(&ctx);
+        assert!(first.consistent(), "{first:?}");
+        assert_eq!(first.total.parent_window.copies, 2);
+        assert_eq!(first.total.child.copies, 1);
+        assert_eq!(first.total.parent_outside.reuses, 1);
+        assert_eq!(first.shared_mappings, SharedWrites { faults: 1, pages: 1 });
+        assert_eq!(first.windows[0].child, 2);
+        t.add(&ctx, &PageKey::new(1, 1, 0x5000, false), &copy);
+        let second = t.report(&ctx);
+        let delta = second.since(&first);
+        assert_eq!(delta.total.parent_window.copies, 1);
+        assert_eq!(delta.total.child, Tally::default());
+        assert_eq!(delta.regions.len(), 1);
+        assert!(delta.consistent(), "{delta:?}");
+    }
 }

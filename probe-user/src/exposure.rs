@@ -1,8 +1,8 @@
 //! cowstore's markers: the time from a write's acknowledgement to the fsync
 //! that makes it durable, measured independently of cowstore's own figure.
 
-use crate::histo::{Latency, Summary};
-use probe_ebpf::{Event, marker};
+use crate::histo::{Count, Latency, Scope, Summary};
+use probe_ebpf::{marker, record::Marker};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -12,12 +12,13 @@ pub struct Exposure {
     /// (offset, time, count) of acknowledged writes not yet durable.
     waiting: VecDeque<(u64, u64, u64)>,
     exposure: Latency,
-    acked: u64,
-    fsyncs: u64,
+    acked: Count,
+    fsyncs: Count,
     durable_offset: u64,
-    forks: Vec<u32>,
-    snapshots_ok: u64,
-    snapshots_failed: u64,
+    forks: Vec<(u64, u32)>,
+    snapshots_ok: Count,
+    snapshots_failed: Count,
+    interval_start: u64,
 }
 
 /// Report of [`Exposure`].
@@ -33,7 +34,7 @@ pub struct ExposureReport {
     pub still_exposed: u64,
     /// Acknowledgement to covering fsync, per write.
     pub exposure: Summary,
-    /// Children cowstore said it forked.
+    /// Children cowstore said it forked (in the report's scope).
     pub forks: Vec<u32>,
     /// Snapshots cowstore reported finished successfully.
     pub snapshots_ok: u64,
@@ -43,11 +44,11 @@ pub struct ExposureReport {
 
 impl Exposure {
     /// Records a marker hit.
-    pub fn marker(&mut self, e: &Event) {
-        match e.aux {
+    pub fn marker(&mut self, e: &Marker) {
+        match e.kind {
             marker::WRITES_ACKED => {
                 let n = e.b;
-                self.acked += n;
+                self.acked.add(n);
                 if e.a <= self.durable_offset {
                     // Made durable before their replies (`appendfsync always`,
                     // or an everysec fsync that finished first): never exposed.
@@ -57,7 +58,7 @@ impl Exposure {
                 }
             }
             marker::FSYNC_DONE => {
-                self.fsyncs += 1;
+                self.fsyncs.add(1);
                 self.durable_offset = self.durable_offset.max(e.a);
                 while let Some(&(offset, ts, n)) = self.waiting.front() {
                     if offset > e.a {
@@ -67,24 +68,34 @@ impl Exposure {
                     self.waiting.pop_front();
                 }
             }
-            marker::FORK => self.forks.push(e.a as u32),
-            marker::SNAPSHOT_END if e.b as u32 != 0 => self.snapshots_ok += 1,
-            marker::SNAPSHOT_END => self.snapshots_failed += 1,
+            marker::FORK => self.forks.push((e.ts, e.a as u32)),
+            marker::SNAPSHOT_END if e.b as u32 != 0 => self.snapshots_ok.add(1),
+            marker::SNAPSHOT_END => self.snapshots_failed.add(1),
             _ => {}
         }
     }
 
-    /// The report so far.
-    pub fn report(&self) -> ExposureReport {
+    /// Starts a new interval.
+    pub fn next_interval(&mut self, now: u64) {
+        self.exposure.next_interval();
+        for c in [&mut self.acked, &mut self.fsyncs, &mut self.snapshots_ok, &mut self.snapshots_failed] {
+            c.next_interval();
+        }
+        self.interval_start = now;
+    }
+
+    /// The report in `scope`.
+    pub fn report(&self, scope: Scope) -> ExposureReport {
+        let since = if scope == Scope::Interval { self.interval_start } else { 0 };
         ExposureReport {
-            writes_acked: self.acked,
-            fsyncs_done: self.fsyncs,
+            writes_acked: self.acked.get(scope),
+            fsyncs_done: self.fsyncs.get(scope),
             durable_offset: self.durable_offset,
             still_exposed: self.waiting.iter().map(|w| w.2).sum(),
-            exposure: self.exposure.summary(),
-            forks: self.forks.clone(),
-            snapshots_ok: self.snapshots_ok,
-            snapshots_failed: self.snapshots_failed,
+            exposure: self.exposure.summary(scope),
+            forks: self.forks.iter().filter(|(ts, _)| *ts >= since).map(|(_, pid)| *pid).collect(),
+            snapshots_ok: self.snapshots_ok.get(scope),
+            snapshots_failed: self.snapshots_failed.get(scope),
         }
     }
 }
@@ -92,10 +103,9 @@ impl Exposure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_ebpf::event;
 
-    fn hit(kind: u32, ts: u64, a: u64, b: u64) -> Event {
-        Event { kind: event::MARKER, aux: kind, ts, a, b, ..Event::default() }
+    fn hit(kind: u32, ts: u64, a: u64, b: u64) -> Marker {
+        Marker { tgid: 1, tid: 1, kind, ts, a, b }
     }
 
     #[test]
@@ -105,7 +115,7 @@ mod tests {
         x.marker(&hit(marker::WRITES_ACKED, 2_000, 200, 3));
         x.marker(&hit(marker::WRITES_ACKED, 3_000, 300, 2));
         x.marker(&hit(marker::FSYNC_DONE, 10_000, 200, 0));
-        let r = x.report();
+        let r = x.report(Scope::Cumulative);
         assert_eq!((r.writes_acked, r.exposure.count, r.still_exposed), (6, 4, 2));
         assert!((8_000..8_010).contains(&r.exposure.p50_ns), "{:?}", r.exposure);
         assert!((9_000..9_010).contains(&r.exposure.max_ns), "{:?}", r.exposure);
@@ -119,7 +129,7 @@ mod tests {
         x.marker(&hit(marker::FSYNC_DONE, 1_000, 300, 0));
         x.marker(&hit(marker::WRITES_ACKED, 2_000, 300, 5));
         x.marker(&hit(marker::WRITES_ACKED, 2_200, 400, 2));
-        let r = x.report();
+        let r = x.report(Scope::Cumulative);
         assert_eq!((r.writes_acked, r.exposure.count, r.still_exposed), (7, 5, 2));
         assert!(r.exposure.max_ns <= 1, "{:?}", r.exposure);
     }

@@ -2,10 +2,13 @@
 //! files (which stall behind a running sync).
 
 use crate::{
-    histo::{Latency, Summary},
+    histo::{Count, Latency, Scope, Summary},
     procfs,
 };
-use probe_ebpf::{Event, sync};
+use probe_ebpf::{
+    record::{FdEvent, SyncCall, WriteCall},
+    sync,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,10 +17,20 @@ struct FileStats {
     calls: [Latency; 3],
     interval: Latency,
     last_sync: Option<u64>,
-    failed: u64,
+    failed: Count,
     write: Latency,
     write_behind_sync: Latency,
-    written: u64,
+    written: Count,
+}
+
+impl FileStats {
+    fn next_interval(&mut self) {
+        for h in self.calls.iter_mut().chain([&mut self.interval, &mut self.write, &mut self.write_behind_sync]) {
+            h.next_interval();
+        }
+        self.failed.next_interval();
+        self.written.next_interval();
+    }
 }
 
 /// Sync and write statistics keyed by path.
@@ -62,60 +75,66 @@ impl Files {
     }
 
     /// Names a descriptor as its first sync starts, while the file is surely open.
-    pub fn first_sync(&mut self, e: &Event) {
-        self.paths.remove(&(e.tgid, e.aux));
-        self.path(e.tgid, e.aux);
+    pub fn first_sync(&mut self, e: &FdEvent) {
+        self.paths.remove(&(e.tgid, e.fd));
+        self.path(e.tgid, e.fd);
     }
 
     /// Forgets a descriptor the process closed.
-    pub fn close(&mut self, e: &Event) {
-        self.paths.remove(&(e.tgid, e.aux));
+    pub fn close(&mut self, e: &FdEvent) {
+        self.paths.remove(&(e.tgid, e.fd));
     }
 
     /// Records a sync call.
-    pub fn sync(&mut self, e: &Event) {
-        let path = self.path(e.tgid, e.aux);
+    pub fn sync(&mut self, e: &SyncCall) {
+        let path = self.path(e.tgid, e.fd);
         let f = self.by_path.entry(path).or_default();
-        if let Some(calls) = f.calls.get_mut(e.a as usize) {
-            calls.record(e.dur);
+        if let Some(calls) = f.calls.get_mut(e.kind as usize) {
+            calls.record(e.latency_ns);
         }
-        if (e.b as i64) < 0 {
-            f.failed += 1;
+        if e.ret < 0 {
+            f.failed.add(1);
         }
         if let Some(last) = f.last_sync {
-            f.interval.record(e.ts.saturating_sub(last));
+            f.interval.record(e.entry_ns.saturating_sub(last));
         }
-        f.last_sync = Some(e.ts);
+        f.last_sync = Some(e.entry_ns);
     }
 
     /// Records a write to a synced file.
-    pub fn write(&mut self, e: &Event) {
-        let path = self.path(e.tgid, e.aux);
+    pub fn write(&mut self, e: &WriteCall) {
+        let path = self.path(e.tgid, e.fd);
         let f = self.by_path.entry(path).or_default();
-        f.write.record(e.dur);
-        if e.b != 0 {
-            f.write_behind_sync.record(e.dur);
+        f.write.record(e.latency_ns);
+        if e.behind_sync {
+            f.write_behind_sync.record(e.latency_ns);
         }
-        if (e.a as i64) > 0 {
-            f.written += e.a;
+        if e.ret > 0 {
+            f.written.add(e.ret as u64);
         }
     }
 
-    /// One report per file.
-    pub fn report(&self) -> Vec<FileReport> {
+    /// Starts a new interval.
+    pub fn next_interval(&mut self) {
+        self.by_path.values_mut().for_each(FileStats::next_interval);
+    }
+
+    /// One report per file with activity in `scope`.
+    pub fn report(&self, scope: Scope) -> Vec<FileReport> {
         self.by_path
             .iter()
             .map(|(path, f)| FileReport {
                 path: path.clone(),
-                fsync: f.calls[sync::FSYNC as usize].summary(),
-                fdatasync: f.calls[sync::FDATASYNC as usize].summary(),
-                sync_file_range: f.calls[sync::SYNC_FILE_RANGE as usize].summary(),
-                failed_syncs: f.failed,
-                interval: f.interval.summary(),
-                write: f.write.summary(),
-                write_behind_sync: f.write_behind_sync.summary(),
-                written_bytes: f.written,
+                fsync: f.calls[sync::FSYNC as usize].summary(scope),
+                fdatasync: f.calls[sync::FDATASYNC as usize].summary(scope),
+                sync_file_range: f.calls[sync::SYNC_FILE_RANGE as usize].summary(scope),
+                failed_syncs: f.failed.get(scope),
+                interval: f.interval.summary(scope),
+                write: f.write.summary(scope),
+                write_behind_sync: f.write_behind_sync.summary(scope),
+                written_bytes: f.written.get(scope),
             })
+            .filter(|r| r.fsync.count + r.fdatasync.count + r.sync_file_range.count + r.write.count > 0)
             .collect()
     }
 }

@@ -2,12 +2,39 @@
 //! snapshot window each child holds open with its copy gauge and vmstat deltas.
 
 use crate::{
-    histo::{Latency, Summary},
+    histo::{Latency, Scope, Summary},
     procfs::{self, Vmstat},
+    selfcheck::Agreement,
 };
-use probe_ebpf::{CLONE_VM, Event};
+use probe_ebpf::{
+    CLONE_VM,
+    record::{Exit, Exiting, Fork},
+};
 use serde::Serialize;
 use std::collections::HashMap;
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// It called `exit` with this status.
+    Exit(u32),
+    /// A signal's default action ended it.
+    Signal(u32),
+    /// It ended without calling `exit` and no fatal signal was seen.
+    Unknown,
+}
+
+impl Ending {
+    /// How an exit record says the process ended.
+    pub fn of(e: &Exit) -> Ending {
+        match (e.exit_code, e.signal) {
+            (Some(code), _) => Ending::Exit(code),
+            (None, sig) if sig > 0 => Ending::Signal(sig),
+            _ => Ending::Unknown,
+        }
+    }
+}
 
 /// One forked child and the window it held open.
 #[derive(Clone, Debug, Serialize)]
@@ -16,35 +43,47 @@ pub struct Window {
     pub parent: u32,
     /// The child.
     pub child: u32,
-    /// Window number in the parent (0: a `CLONE_VM` child, which opens no window).
+    /// Window number in the parent (0: a child sharing its parent's memory,
+    /// such as `vfork` or `posix_spawn`'s, which opens no window).
     pub epoch: u32,
-    /// Flags passed to clone.
-    pub clone_flags: u64,
-    /// Syscall entry to return in the parent, ns.
-    pub fork_latency_ns: u64,
-    /// When the child appeared, ns since recording started.
-    pub start_ns: u64,
+    /// The child was already alive when recording started: its fork was not
+    /// seen, and what the parent copied before the attach is unknown.
+    pub attached_mid_window: bool,
+    /// Flags passed to clone (`None` for a child found at attach).
+    pub clone_flags: Option<u64>,
+    /// Syscall entry to return in the parent, ns (`None`: not seen).
+    pub fork_latency_ns: Option<u64>,
+    /// When the child appeared, ns since recording started (negative: before it).
+    pub start_ns: i64,
     /// How long the child lived, ns (`None`: still alive).
     pub lifetime_ns: Option<u64>,
     /// Status the child passed to `exit`; `None` while alive or if it died without calling it.
     pub exit_code: Option<u32>,
+    /// How it ended (`None` while alive).
+    pub ending: Option<Ending>,
     /// Whether the child has exited.
     pub exited: bool,
-    /// Pages the parent copied from the fork until the child called `exit`: the
-    /// span a child's own accounting (Redis's `rdb_last_cow_size`) can cover.
+    /// Pages the parent copied from the fork (or the attach) until the child
+    /// called `exit`: the span a child's own accounting (Redis's
+    /// `rdb_last_cow_size`) can cover.
     pub copies_before_exit: Option<u64>,
     /// `/proc/vmstat` deltas from the last reading before the fork (at most
-    /// 100 ms earlier) to the first after the exit (or to now).
+    /// 100 ms earlier) to the first after the exit (or to now); windows only.
     pub vmstat_delta: Vmstat,
     /// The memory gauge: (ms since fork, pages the parent copied since the fork),
     /// sampled every 100 ms.
     pub copy_gauge: Vec<(u64, u64)>,
+    /// The kernel's own count of the parent's copies over the window against
+    /// cowscope's (`None` until the window closed, or without delay accounting).
+    pub self_check: Option<Agreement>,
     #[serde(skip)]
     vmstat_at_fork: Vmstat,
     #[serde(skip)]
     parent_copies_at_fork: u32,
     #[serde(skip)]
     start_abs: u64,
+    #[serde(skip)]
+    end_abs: Option<u64>,
 }
 
 /// Every fork seen while recording.
@@ -53,80 +92,80 @@ pub struct Forks {
     /// Children in fork order.
     pub windows: Vec<Window>,
     /// Fork latencies.
-    pub latency: Latency,
-    /// Lifetimes of exited children.
-    pub lifetime: Latency,
-    /// Exits that arrived before their fork record: pid → (time, code).
-    early_exits: HashMap<u32, (u64, Option<u32>)>,
+    latency: Latency,
+    /// Lifetimes of exited children that held a window open.
+    lifetime: Latency,
+    /// Exits that arrived before their fork record: pid → (time, ending).
+    early_exits: HashMap<u32, (u64, Ending)>,
+    /// Start of the current interval, ns.
+    interval_start: u64,
 }
 
 /// Report of [`Forks`].
 #[derive(Debug, Serialize)]
 pub struct ForksReport {
-    /// Number of processes forked.
+    /// Number of processes forked in the report's scope (found at attach included).
     pub count: usize,
-    /// Fork latency distribution.
+    /// Fork latency distribution (syscall entry to return in the parent).
     pub latency: Summary,
-    /// Child lifetime (snapshot window) distribution.
+    /// Snapshot window (lifetime of children that shared no memory) distribution.
     pub lifetime: Summary,
-    /// Each child.
+    /// Each child active in the report's scope.
     pub windows: Vec<Window>,
-}
-
-fn exit_code(e: &Event) -> Option<u32> {
-    (e.a != u64::MAX).then_some(e.a as u32)
 }
 
 impl Forks {
     /// Records a fork; `t0` is the recording start, `vmstat` the last reading
     /// taken before the fork.
-    pub fn fork(&mut self, e: &Event, t0: u64, vmstat: Vmstat) {
-        self.latency.record(e.dur);
-        let start_abs = if e.c != 0 { e.c } else { e.ts + e.dur };
-        let mut w = Window {
-            parent: e.tgid,
-            child: e.aux,
-            epoch: if e.a & CLONE_VM != 0 { 0 } else { e.b as u32 },
-            copies_before_exit: None,
-            clone_flags: e.a,
-            fork_latency_ns: e.dur,
-            start_ns: start_abs.saturating_sub(t0),
-            lifetime_ns: None,
-            exit_code: None,
-            exited: false,
-            vmstat_delta: Vmstat::new(),
-            copy_gauge: Vec::new(),
-            vmstat_at_fork: vmstat,
-            parent_copies_at_fork: (e.b >> 32) as u32,
-            start_abs,
-        };
-        if let Some((ts, code)) = self.early_exits.remove(&e.aux) {
-            w.close(ts, code);
-            self.lifetime.record(w.lifetime_ns.unwrap_or(0));
+    pub fn fork(&mut self, e: &Fork, t0: u64, vmstat: Vmstat) {
+        self.latency.record(e.latency_ns);
+        let start_abs = if e.child_seen_ns != 0 { e.child_seen_ns } else { e.entry_ns + e.latency_ns };
+        let epoch = if e.clone_flags & CLONE_VM != 0 { 0 } else { e.epoch };
+        let w = Window::new(e.parent, e.child, epoch, start_abs, t0, vmstat, e.parent_copies);
+        self.push(Window { clone_flags: Some(e.clone_flags), fork_latency_ns: Some(e.latency_ns), ..w });
+    }
+
+    /// Records a child found alive at attach (`epoch` 0 if it shares memory).
+    pub fn adopt(&mut self, parent: u32, child: u32, epoch: u32, start_abs: u64, t0: u64, vmstat: Vmstat) {
+        let w = Window::new(parent, child, epoch, start_abs, t0, vmstat, 0);
+        self.push(Window { attached_mid_window: true, ..w });
+    }
+
+    fn push(&mut self, mut w: Window) {
+        if let Some((ts, ending)) = self.early_exits.remove(&w.child) {
+            w.close(ts, ending);
+            self.record_lifetime(&w);
         }
         self.windows.push(w);
     }
 
-    /// Records the exit of a forked child (`e.aux` is its parent, 0 for the target).
-    pub fn exit(&mut self, e: &Event) {
-        if e.aux == 0 {
-            return;
+    fn record_lifetime(&mut self, w: &Window) {
+        if let (true, Some(ns)) = (w.epoch > 0, w.lifetime_ns) {
+            self.lifetime.record(ns);
         }
-        match self.windows.iter_mut().find(|w| w.child == e.tgid && !w.exited) {
-            Some(w) => {
-                w.close(e.ts, exit_code(e));
-                self.lifetime.record(w.lifetime_ns.unwrap_or(0));
+    }
+
+    /// Records the exit of a forked child; returns its window (parent, epoch) if it held one.
+    pub fn exit(&mut self, e: &Exit) -> Option<(u32, u32)> {
+        let ending = Ending::of(e);
+        match self.windows.iter().position(|w| w.child == e.tgid && !w.exited) {
+            Some(i) => {
+                self.windows[i].close(e.ts, ending);
+                let w = self.windows[i].clone();
+                self.record_lifetime(&w);
+                (w.epoch > 0).then_some((w.parent, w.epoch))
             }
             None => {
-                self.early_exits.insert(e.tgid, (e.ts, exit_code(e)));
+                self.early_exits.insert(e.tgid, (e.ts, ending));
+                None
             }
         }
     }
 
     /// Records a window-holding child's call to `exit`.
-    pub fn exiting(&mut self, e: &Event) {
-        if let Some(w) = self.windows.iter_mut().find(|w| w.child == e.tgid && !w.exited) {
-            let copied = (e.a as u32).wrapping_sub(w.parent_copies_at_fork);
+    pub fn exiting(&mut self, e: &Exiting) {
+        if let Some(w) = self.windows.iter_mut().find(|w| w.child == e.child && !w.exited) {
+            let copied = e.parent_copies.wrapping_sub(w.parent_copies_at_fork);
             w.copies_before_exit = Some(copied as u64);
         }
     }
@@ -134,6 +173,16 @@ impl Forks {
     /// Whether a snapshot window is open.
     pub fn open(&self) -> bool {
         self.windows.iter().any(|w| w.epoch > 0 && !w.exited)
+    }
+
+    /// Whether window `epoch` of `parent` has closed.
+    pub fn closed(&self, parent: u32, epoch: u32) -> bool {
+        self.windows.iter().any(|w| w.parent == parent && w.epoch == epoch && w.exited)
+    }
+
+    /// The window `epoch` of `parent`.
+    pub fn window_mut(&mut self, parent: u32, epoch: u32) -> Option<&mut Window> {
+        self.windows.iter_mut().find(|w| w.parent == parent && w.epoch == epoch)
     }
 
     /// Adds a point to the gauge of every open window; `copies` gives a
@@ -151,34 +200,75 @@ impl Forks {
         }
     }
 
-    /// The report, with vmstat deltas of open windows taken up to now.
-    pub fn report(&self) -> ForksReport {
+    /// Starts a new interval at `now`.
+    pub fn next_interval(&mut self, now: u64) {
+        self.latency.next_interval();
+        self.lifetime.next_interval();
+        self.interval_start = now;
+    }
+
+    /// The report in `scope`, with vmstat deltas of open windows taken up to now.
+    pub fn report(&self, scope: Scope) -> ForksReport {
         let now = procfs::vmstat();
-        let windows = self
+        let since = if scope == Scope::Interval { self.interval_start } else { 0 };
+        let windows: Vec<Window> = self
             .windows
             .iter()
+            .filter(|w| w.end_abs.is_none_or(|end| end >= since))
             .cloned()
             .map(|mut w| {
-                if !w.exited {
+                if !w.exited && w.epoch > 0 {
                     w.vmstat_delta = procfs::vmstat_delta(&w.vmstat_at_fork, &now);
                 }
                 w
             })
             .collect();
-        ForksReport {
-            count: self.windows.len(),
-            latency: self.latency.summary(),
-            lifetime: self.lifetime.summary(),
-            windows,
-        }
+        let count = windows.iter().filter(|w| w.start_abs >= since || w.attached_mid_window && since == 0).count();
+        ForksReport { count, latency: self.latency.summary(scope), lifetime: self.lifetime.summary(scope), windows }
     }
 }
 
 impl Window {
-    fn close(&mut self, ts: u64, code: Option<u32>) {
+    fn new(parent: u32, child: u32, epoch: u32, start_abs: u64, t0: u64, vmstat: Vmstat, copies: u32) -> Window {
+        Window {
+            parent,
+            child,
+            epoch,
+            attached_mid_window: false,
+            clone_flags: None,
+            fork_latency_ns: None,
+            start_ns: start_abs as i64 - t0 as i64,
+            lifetime_ns: None,
+            exit_code: None,
+            ending: None,
+            exited: false,
+            copies_before_exit: None,
+            vmstat_delta: Vmstat::new(),
+            copy_gauge: Vec::new(),
+            self_check: None,
+            vmstat_at_fork: vmstat,
+            parent_copies_at_fork: copies,
+            start_abs,
+            end_abs: None,
+        }
+    }
+
+    fn close(&mut self, ts: u64, ending: Ending) {
         self.exited = true;
-        self.exit_code = code;
+        self.ending = Some(ending);
+        self.exit_code = match ending {
+            Ending::Exit(code) => Some(code),
+            _ => None,
+        };
+        self.end_abs = Some(ts);
         self.lifetime_ns = Some(ts.saturating_sub(self.start_abs));
-        self.vmstat_delta = procfs::vmstat_delta(&self.vmstat_at_fork, &procfs::vmstat());
+        if self.epoch > 0 {
+            self.vmstat_delta = procfs::vmstat_delta(&self.vmstat_at_fork, &procfs::vmstat());
+        }
+    }
+
+    /// When the child exited, `CLOCK_MONOTONIC` ns.
+    pub fn end_abs(&self) -> Option<u64> {
+        self.end_abs
     }
 }

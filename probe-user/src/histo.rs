@@ -5,14 +5,61 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write;
 
-/// A latency (or interval) distribution in nanoseconds.
+/// What a report covers: everything since recording started, or only the
+/// time since the previous interval report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Since recording started.
+    Cumulative,
+    /// Since the previous interval report.
+    Interval,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns .. 1 hour at 3 significant digits; the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds")
+}
+
+/// A latency (or interval) distribution in nanoseconds, kept for the whole
+/// recording and for the current interval.
 #[derive(Clone)]
-pub struct Latency(Histogram<u64>);
+pub struct Latency {
+    all: Histogram<u64>,
+    interval: Histogram<u64>,
+}
 
 impl Default for Latency {
     fn default() -> Self {
-        // 1 ns .. 1 hour at 3 significant digits; the bounds are constants, so this cannot fail.
-        Latency(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds"))
+        Latency { all: histogram(), interval: histogram() }
+    }
+}
+
+/// A count kept for the whole recording and for the current interval.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Count {
+    all: u64,
+    interval: u64,
+}
+
+impl Count {
+    /// Adds `n`.
+    pub fn add(&mut self, n: u64) {
+        self.all += n;
+        self.interval += n;
+    }
+
+    /// The count in `scope`.
+    pub fn get(&self, scope: Scope) -> u64 {
+        match scope {
+            Scope::Cumulative => self.all,
+            Scope::Interval => self.interval,
+        }
+    }
+
+    /// Starts a new interval.
+    pub fn next_interval(&mut self) {
+        self.interval = 0;
     }
 }
 
@@ -58,12 +105,21 @@ impl Latency {
 
     /// Adds `n` occurrences of one value in ns.
     pub fn record_n(&mut self, ns: u64, n: u64) {
-        self.0.saturating_record_n(ns.max(1), n);
+        self.all.saturating_record_n(ns.max(1), n);
+        self.interval.saturating_record_n(ns.max(1), n);
     }
 
-    /// The report of this distribution.
-    pub fn summary(&self) -> Summary {
-        let h = &self.0;
+    /// Starts a new interval.
+    pub fn next_interval(&mut self) {
+        self.interval.reset();
+    }
+
+    /// The report of this distribution in `scope`.
+    pub fn summary(&self, scope: Scope) -> Summary {
+        let h = match scope {
+            Scope::Cumulative => &self.all,
+            Scope::Interval => &self.interval,
+        };
         let empty = h.is_empty();
         let q = |q: f64| if empty { 0 } else { h.value_at_quantile(q) };
         Summary {
@@ -75,29 +131,29 @@ impl Latency {
             p99_ns: q(0.99),
             p999_ns: q(0.999),
             max_ns: if empty { 0 } else { h.max() },
-            log2_us: self.log2(),
+            log2_us: log2(h),
         }
     }
+}
 
-    fn log2(&self) -> Vec<Bucket> {
-        let mut counts = [0u64; 64];
-        for v in self.0.iter_recorded() {
-            let us = v.value_iterated_to() / 1000;
-            let slot = if us == 0 { 0 } else { 64 - us.leading_zeros() as usize };
-            counts[slot] += v.count_at_value();
-        }
-        let Some(last) = counts.iter().rposition(|&c| c > 0) else {
-            return Vec::new();
-        };
-        let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
-        (first..=last)
-            .map(|slot| Bucket {
-                low_us: if slot == 0 { 0 } else { 1 << (slot - 1) },
-                high_us: 1 << slot,
-                count: counts[slot],
-            })
-            .collect()
+fn log2(h: &Histogram<u64>) -> Vec<Bucket> {
+    let mut counts = [0u64; 64];
+    for v in h.iter_recorded() {
+        let us = v.value_iterated_to() / 1000;
+        let slot = if us == 0 { 0 } else { 64 - us.leading_zeros() as usize };
+        counts[slot] += v.count_at_value();
     }
+    let Some(last) = counts.iter().rposition(|&c| c > 0) else {
+        return Vec::new();
+    };
+    let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
+    (first..=last)
+        .map(|slot| Bucket {
+            low_us: if slot == 0 { 0 } else { 1 << (slot - 1) },
+            high_us: 1 << slot,
+            count: counts[slot],
+        })
+        .collect()
 }
 
 /// Width of the bar column, as in BCC.
@@ -163,7 +219,7 @@ mod tests {
         for _ in 0..10 {
             h.record(3_000_000); // 3 ms: bucket 2048 -> 4095
         }
-        let s = h.summary();
+        let s = h.summary(Scope::Cumulative);
         assert_eq!(s.count, 100);
         let rows: Vec<(u64, u64)> = s.log2_us.iter().map(|b| (b.low_us, b.count)).collect();
         assert_eq!(rows.first(), Some(&(128, 90)));
@@ -173,5 +229,9 @@ mod tests {
         let text = s.render("x");
         assert!(text.contains("128 -> 255"), "{text}");
         assert!(text.contains("|****************************************|"), "{text}");
+        h.next_interval();
+        h.record(7);
+        assert_eq!(h.summary(Scope::Interval).count, 1);
+        assert_eq!(h.summary(Scope::Cumulative).count, 101);
     }
 }

@@ -1,17 +1,19 @@
 //! Loads the embedded eBPF object, patches in the kernel's tracepoint layout,
 //! attaches every program and exposes the maps. Dropping it detaches everything.
 
+use crate::attach::{self, Existing};
 use crate::report::ProgramCost;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, IterableMap, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, TracePoint, UProbe,
         uprobe::{UProbeError, UProbeScope},
     },
 };
-use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, marker};
+use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, marker, task};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 /// The eBPF object, built by build.rs from `probe-ebpf`.
@@ -20,10 +22,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/co
 /// Every tracepoint program: (program name, category). Program names are the tracepoint names.
 const TRACEPOINTS: &[(&str, &str)] = &[
     ("page_fault_user", "exceptions"),
+    ("page_fault_kernel", "exceptions"),
     ("mm_page_alloc", "kmem"),
     ("tlb_flush", "tlb"),
     ("sched_process_fork", "sched"),
     ("sched_process_exit", "sched"),
+    ("sched_process_exec", "sched"),
+    ("signal_deliver", "signal"),
     ("sys_enter_clone", "syscalls"),
     ("sys_exit_clone", "syscalls"),
     ("sys_enter_clone3", "syscalls"),
@@ -79,15 +84,62 @@ impl Probe {
             prog.attach(category, name)
                 .map_err(|e| anyhow!("cannot attach tracepoint {category}:{name}: {}", explain(&e)))?;
         }
+        // A program added to the object but not to TRACEPOINTS or the markers
+        // would silently never run: refuse to start instead.
+        let known = |name: &str| TRACEPOINTS.iter().any(|(n, _)| *n == name) || marker::SYMBOLS.contains(&name);
+        if let Some((name, _)) = ebpf.programs().find(|(name, _)| !known(name)) {
+            bail!(
+                "program {name} is in the eBPF object but cowscope does not attach it (add it to loader::TRACEPOINTS)"
+            );
+        }
         let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
         let tasks = HashMap::try_from(ebpf.take_map("TASKS").context("TASKS")?)?;
         Ok(Probe { ebpf, counters, tasks, markers: false })
     }
 
-    /// Starts following `pid` (and, from then on, what it forks).
-    pub fn follow(&mut self, pid: u32) -> Result<()> {
-        let task = Task { parent: 0, live_children: 0, epoch: 0, exit_code: 0, flags: 0, copies: 0 };
-        self.tasks.insert(pid, task, 0).with_context(|| format!("cannot follow PID {pid}"))
+    /// Starts following `pid` (and, from then on, what it forks), adopting
+    /// its `children` found alive at attach: each that shares no memory opens
+    /// a window (numbered 1.. in their order). Returns the children adopted
+    /// with their window (0 for none) and the time the target was followed.
+    ///
+    /// The children go in first and the target last, so its window count is
+    /// right from its first fault. A child that exits between the liveness
+    /// check and the target's insertion closes no window in the kernel: the
+    /// recorder sees its exit record from before that time and calls
+    /// [`Probe::close_lost_window`].
+    pub fn follow(&mut self, pid: u32, children: &[Existing]) -> Result<(Vec<(Existing, u32)>, u64)> {
+        let mut adopted = Vec::new();
+        let mut windows = 0;
+        for c in children {
+            let window = if c.shares_memory { 0 } else { windows + 1 };
+            let flags = task::CHILD | task::ATTACHED | if window > 0 { task::WINDOW } else { 0 };
+            let t = Task { parent: pid, window, flags, ..Task::default() };
+            if self.tasks.insert(c.pid, t, 0).is_err() {
+                continue;
+            }
+            if !attach::alive(c.pid) {
+                let _ = self.tasks.remove(&c.pid);
+                continue;
+            }
+            windows = windows.max(window);
+            adopted.push((*c, window));
+        }
+        let task = Task { live_children: windows, epoch: windows, ..Task::default() };
+        let at = crate::recorder::monotonic_ns();
+        self.tasks.insert(pid, task, 0).with_context(|| format!("cannot follow PID {pid}"))?;
+        Ok((adopted, at))
+    }
+
+    /// Closes a window in the kernel whose child exited before its parent was
+    /// followed (see [`Probe::follow`]). Rewrites the parent's entry: a copy
+    /// counted in the same microseconds would be lost, which the self-check shows.
+    pub fn close_lost_window(&mut self, parent: u32) {
+        if let Ok(mut t) = self.tasks.get(&parent, 0)
+            && t.live_children > 0
+        {
+            t.live_children -= 1;
+            let _ = self.tasks.insert(parent, t, 0);
+        }
     }
 
     /// Attaches uprobes to cowstore's marker functions in `exe`; returns false,
@@ -120,6 +172,12 @@ impl Probe {
         self.tasks.get(&pid, 0).ok().map(|t| t.copies)
     }
 
+    /// Copies and zero-page fills of `pid` since it was followed (what delay
+    /// accounting counts as copies), while it is followed.
+    pub fn copies_and_fills(&self, pid: u32) -> Option<u64> {
+        self.tasks.get(&pid, 0).ok().map(|t| t.copies as u64 + t.zero_fills as u64)
+    }
+
     /// Sums each counter over the CPUs.
     pub fn counters(&self) -> Result<[u64; counter::COUNT as usize]> {
         let mut out = [0u64; counter::COUNT as usize];
@@ -134,6 +192,34 @@ impl Probe {
         let map = self.ebpf.map("PAGES").context("PAGES")?;
         let pages: HashMap<&MapData, PageKey, PageStat> = HashMap::try_from(map)?;
         Ok(pages.iter().filter_map(|e| e.ok()).collect())
+    }
+
+    /// Removes entries of the per-page map (folded into userspace).
+    pub fn remove_pages(&mut self, keys: &[PageKey]) -> Result<()> {
+        let map = self.ebpf.map_mut("PAGES").context("PAGES")?;
+        let mut pages: HashMap<&mut MapData, PageKey, PageStat> = HashMap::try_from(map)?;
+        for k in keys {
+            let _ = pages.remove(k);
+        }
+        Ok(())
+    }
+
+    /// Kernel memory of each map, as the kernel accounts it (`memlock` in the
+    /// map's fdinfo: what its elements use now, for maps that allocate on demand).
+    pub fn map_memory(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .ebpf
+            .maps()
+            .filter_map(|(name, map)| Some((name.to_string(), fdinfo_memlock(map_fd(map)?)?)))
+            .collect();
+        let taken = [("COUNTERS", IterableMap::map(&self.counters)), ("TASKS", IterableMap::map(&self.tasks))];
+        for (name, fd) in taken.map(|(name, m)| (name, m.fd().as_fd())) {
+            if let Some(bytes) = fdinfo_memlock(fd.as_raw_fd()) {
+                out.push((name.to_string(), bytes));
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Takes the event ring buffer (once).
@@ -162,6 +248,21 @@ impl Probe {
             .filter(|c| c.runs > 0)
             .collect()
     }
+}
+
+fn map_fd(map: &aya::maps::Map) -> Option<i32> {
+    use aya::maps::Map;
+    let data = match map {
+        Map::HashMap(m) | Map::LruHashMap(m) | Map::PerCpuHashMap(m) => m,
+        Map::RingBuf(m) | Map::Array(m) | Map::PerCpuArray(m) => m,
+        _ => return None,
+    };
+    Some(data.fd().as_fd().as_raw_fd())
+}
+
+fn fdinfo_memlock(fd: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// An error's text, with what to do about it when the kernel said EPERM.

@@ -5,6 +5,7 @@
 //! target and what it forks, and reports fork latency, snapshot windows,
 //! copies versus reuses, THP behaviour, sync latency and write exposure.
 
+mod attach;
 mod cli;
 mod cow;
 mod exposure;
@@ -15,14 +16,17 @@ mod loader;
 mod procfs;
 mod recorder;
 mod report;
+mod selfcheck;
 mod session;
 mod target;
+mod taskstats;
 mod tracefs;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, Options};
-use std::{process::ExitCode, time::Duration};
+use report::TargetInfo;
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,67 +45,81 @@ fn main() -> ExitCode {
     }
 }
 
-fn seconds(s: Option<f64>, what: &str) -> Result<Option<Duration>> {
-    s.map(|v| Duration::try_from_secs_f64(v).with_context(|| format!("bad {what}: {v}"))).transpose()
-}
-
 fn run(cli: Cli) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo");
     }
+    let verbose = cli.verbose > 0;
     let (options, mut spawned, pid) = match &cli.command {
         Command::Record { pid, options } => (options, None, target::existing(*pid)?),
         Command::Run { as_user, options, command } => {
-            let s = target::spawn(command, as_user.as_deref())?;
+            let quiet_stdout = options.json && options.output.is_none();
+            let s = target::spawn(command, as_user.as_deref(), quiet_stdout)?;
             let pid = s.pid;
             (options, Some(s), pid)
         }
     };
-    let result = record(options, pid, spawned.as_mut());
+    let result = record(options, pid, spawned.as_mut(), verbose);
     if let Some(s) = spawned.as_mut() {
         s.finish();
     }
     result
 }
 
-fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>) -> Result<()> {
+fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>, verbose: bool) -> Result<()> {
     let plan = session::Plan {
-        duration: seconds(options.duration, "duration")?,
-        interval: seconds(options.interval, "interval")?,
+        duration: options.duration,
+        interval: options.interval,
         count: options.count,
-        json: options.json,
+        cumulative: options.cumulative,
     };
     if !options.ring_mib.is_power_of_two() {
         bail!("--ring-mib must be a power of two");
     }
+    let to: Box<dyn std::io::Write> = match &options.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("cannot write the report to {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut out = session::Output { to, json: options.json, verbose };
     let layout = tracefs::layout(&tracefs::root()?)?;
     let limits = loader::Limits { max_pages: options.max_pages, ring_bytes: options.ring_mib << 20 };
     let mut probe = loader::Probe::load(&layout, &limits)?;
-    probe.follow(pid)?;
+    // Restored when the recording ends, however it ends.
+    let _delayacct = taskstats::DelayAcct::enable()
+        .map_err(|e| log::warn!("no self-check: cannot enable delay accounting: {e:#}"))
+        .ok();
+    let existing = if spawned.is_some() { Vec::new() } else { attach::children(pid) };
+    let (adopted, followed_at) = probe.follow(pid, &existing)?;
     let exe = match &spawned {
-        Some(s) => s.exe.clone(),
-        None => {
-            std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("cannot read /proc/{pid}/exe"))?
-        }
+        Some(s) => Some(s.exe.clone()),
+        None => std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
     };
-    if !options.no_markers && probe.attach_markers(&exe)? {
+    if !options.no_markers
+        && let Some(exe) = &exe
+        && probe.attach_markers(exe)?
+    {
         log::info!("cowstore markers found in {}", exe.display());
     }
-    let comm = match spawned {
-        Some(_) => exe.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-        None => std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default(),
+    let comm = match (&spawned, &exe) {
+        (Some(_), Some(exe)) => exe.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        _ => std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
     };
-    let mut rec = recorder::Recorder::new(pid, comm.trim().to_string(), exe.display().to_string(), spawned.is_none());
-    eprintln!("Tracing PID {pid} ({})... Hit Ctrl-C to end.", comm.trim());
+    let exe = exe.map(|e| e.display().to_string()).unwrap_or_default();
+    let info = TargetInfo { pid, comm: comm.clone(), exe };
+    let mut rec = recorder::Recorder::new(pid, info, spawned.is_none(), followed_at);
+    rec.adopt(&adopted);
+    eprintln!("Tracing PID {pid} ({comm})... Hit Ctrl-C to end.");
+    for (c, window) in &adopted {
+        if *window > 0 {
+            eprintln!("cowscope: child {} was already running: window {window} recorded from now on", c.pid);
+        }
+    }
     if let Some(s) = spawned {
         s.release()?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
-    let ended_by = runtime.block_on(session::record(&mut probe, &mut rec, &plan))?;
-    let report = rec.report(&probe, ended_by)?;
-    session::print(&report, plan.json)?;
-    if report.drops.total() > 0 {
-        log::warn!("the kernel side dropped data: {:?}", report.drops);
-    }
+    runtime.block_on(session::record(&mut probe, &mut rec, &plan, &mut out))?;
     Ok(())
 }

@@ -13,6 +13,13 @@ pub const PAGE: u64 = 4096;
 /// Bytes in a PMD-mapped transparent huge page.
 const HUGE: u64 = 2 << 20;
 
+impl Region {
+    /// Whether the mapping is shared (`MAP_SHARED`): writes to it are never copy-on-write.
+    pub fn shared(&self) -> bool {
+        self.perms.as_bytes().get(3) == Some(&b's')
+    }
+}
+
 /// The kind of memory a mapping holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,10 +67,32 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// Reads `/proc/PID/smaps` and, for mappings holding huge pages, which 2 MiB
     /// chunks are THP-backed (`pagemap` + `kpageflags`). `None` if the process is gone.
+    ///
+    /// Both walk the process's page tables under its mmap lock, which its
+    /// `fork()` needs for writing: read a live target this way only when the
+    /// THP figures are needed (at attach and for the final report), never
+    /// periodically. A forked child's copy is free to read.
     pub fn read(pid: u32) -> Option<AddressSpace> {
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
         let regions = parse_smaps(&smaps);
         let huge_chunks = huge_chunks(pid, &regions);
+        Some(AddressSpace { regions, huge_chunks })
+    }
+
+    /// Reads only the mappings (`/proc/PID/maps`, no page-table walk), keeping
+    /// the THP figures of `previous` for the mappings that are still there.
+    pub fn reread_maps(pid: u32, previous: Option<&AddressSpace>) -> Option<AddressSpace> {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let mut regions = parse_smaps(&maps);
+        let mut huge_chunks = HashSet::new();
+        if let Some(prev) = previous {
+            for r in &mut regions {
+                if let Some(old) = prev.regions.iter().find(|o| (o.start, o.end) == (r.start, r.end)) {
+                    r.anon_huge_bytes = old.anon_huge_bytes;
+                }
+            }
+            huge_chunks = prev.huge_chunks.clone();
+        }
         Some(AddressSpace { regions, huge_chunks })
     }
 

@@ -1,16 +1,19 @@
-//! Turns the event stream and the in-kernel maps into the report's figures.
+//! Turns the record stream and the in-kernel maps into the report's figures.
 
 use crate::{
-    cow,
+    attach::Existing,
+    cow::{self, CowReport},
     exposure::Exposure,
     files::Files,
-    forks::Forks,
+    forks::{Ending, Forks},
+    histo::Scope,
     loader::Probe,
     procfs::{self, AddressSpace, Vmstat},
-    report::{Drops, Report, TargetInfo},
+    report::{Drops, Report, Resources, TargetInfo},
+    selfcheck::{Pair, SelfCheck},
 };
 use anyhow::Result;
-use probe_ebpf::{CLONE_VM, Event, counter, event};
+use probe_ebpf::{CLONE_VM, PageKey, Record, counter};
 use std::collections::HashMap;
 
 /// Current `CLOCK_MONOTONIC` time in ns, the clock the programs stamp events with.
@@ -20,7 +23,7 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// How often the target's address space is reread while recording.
+/// How often the target's mappings (`/proc/PID/maps` only) are reread while recording.
 const REREAD_NS: u64 = 1_000_000_000;
 
 /// State accumulated over one recording.
@@ -28,6 +31,7 @@ pub struct Recorder {
     root: u32,
     target: TargetInfo,
     t0: u64,
+    followed_at: u64,
     at_fork: HashMap<(u32, u32), AddressSpace>,
     latest: HashMap<u32, AddressSpace>,
     last_read: u64,
@@ -36,42 +40,66 @@ pub struct Recorder {
     forks: Forks,
     files: Files,
     exposure: Exposure,
-    root_exit: Option<Option<u32>>,
+    root_exit: Option<Ending>,
+    /// Rows of closed windows, whose entries left the kernel's map.
+    folded: cow::Table,
+    /// The cumulative table at the previous interval report.
+    previous: Option<CowReport>,
+    selfcheck: SelfCheck,
+    /// The self-check pair before each window of the target opened.
+    window_pairs: HashMap<u32, Pair>,
+    /// Closed windows of the target waiting for a pair after their exit.
+    checks_due: Vec<u32>,
+    interval_start: u64,
+    interval_pair: Option<Pair>,
+    reports: u64,
 }
 
 impl Recorder {
     /// Starts a recording of `root` (`comm` is its command name), reading
     /// vmstat now and its address space now if it `runs` already (a command
-    /// still held before exec is read a second later).
-    pub fn new(root: u32, comm: String, exe: String, runs: bool) -> Recorder {
+    /// still held before exec is read a second later). `followed_at` is when
+    /// the programs started following it.
+    pub fn new(root: u32, target: TargetInfo, runs: bool, followed_at: u64) -> Recorder {
+        let now = monotonic_ns();
         let mut rec = Recorder {
             root,
-            target: TargetInfo { pid: root, comm, exe },
-            t0: monotonic_ns(),
+            target,
+            t0: now,
+            followed_at,
             at_fork: HashMap::new(),
             latest: HashMap::new(),
-            last_read: 0,
+            last_read: now,
             vmstat_start: procfs::vmstat(),
             vmstat_last: procfs::vmstat(),
             forks: Forks::default(),
             files: Files::default(),
             exposure: Exposure::default(),
             root_exit: None,
+            folded: cow::Table::default(),
+            previous: None,
+            selfcheck: SelfCheck::new(root),
+            window_pairs: HashMap::new(),
+            checks_due: Vec::new(),
+            interval_start: now,
+            interval_pair: None,
+            reports: 0,
         };
-        if runs {
-            rec.reread(monotonic_ns());
-        } else {
-            rec.last_read = monotonic_ns();
+        if runs && let Some(space) = AddressSpace::read(root) {
+            rec.latest.insert(root, space);
         }
         rec
     }
 
-    /// Rereads the target's address space, so regions mapped and unmapped
-    /// later are still resolved after it exits.
-    fn reread(&mut self, now: u64) {
-        self.last_read = now;
-        if let Some(space) = AddressSpace::read(self.root) {
-            self.latest.insert(self.root, space);
+    /// Records the children found alive at attach, with the window each holds.
+    pub fn adopt(&mut self, adopted: &[(Existing, u32)]) {
+        for (c, window) in adopted {
+            self.forks.adopt(self.root, c.pid, *window, c.start_ns, self.t0, self.vmstat_last.clone());
+            if *window > 0
+                && let Some(space) = AddressSpace::read(c.pid)
+            {
+                self.at_fork.insert((self.root, *window), space);
+            }
         }
     }
 
@@ -81,76 +109,219 @@ impl Recorder {
     }
 
     /// Takes one ring buffer record.
-    pub fn handle(&mut self, e: &Event) {
-        match e.kind {
-            event::FORK => {
-                // The child's address space is the parent's as it was at the fork:
-                // the parent's own copies and THP splits have not touched it.
-                if e.a & CLONE_VM == 0
-                    && let Some(space) = AddressSpace::read(e.aux).or_else(|| AddressSpace::read(e.tgid))
-                {
-                    self.at_fork.insert((e.tgid, e.b as u32), space);
+    pub fn handle(&mut self, record: &Record, probe: &mut Probe) {
+        match record {
+            Record::Fork(e) => {
+                if e.clone_flags & CLONE_VM == 0 {
+                    // The child's address space is the parent's as it was at
+                    // the fork (the parent's copies and THP splits have not
+                    // touched it), and reading it does not hold up the parent.
+                    if let Some(space) = AddressSpace::read(e.child).or_else(|| AddressSpace::read(e.parent)) {
+                        self.at_fork.insert((e.parent, e.epoch), space);
+                    }
+                    if e.parent == self.root
+                        && let Some(pair) = self.selfcheck.before(e.entry_ns)
+                    {
+                        self.window_pairs.insert(e.epoch, pair);
+                    }
                 }
                 self.forks.fork(e, self.t0, self.vmstat_last.clone());
             }
-            event::EXIT if e.tgid == self.root => {
-                self.root_exit = Some((e.a != u64::MAX).then_some(e.a as u32));
+            Record::Exit(e) if e.tgid == self.root => self.root_exit = Some(Ending::of(e)),
+            Record::Exit(e) => {
+                let attached = self.forks.windows.iter().any(|w| w.child == e.tgid && w.attached_mid_window);
+                if let Some((parent, epoch)) = self.forks.exit(e) {
+                    if attached && e.ts < self.followed_at {
+                        probe.close_lost_window(parent);
+                    }
+                    if parent == self.root {
+                        self.checks_due.push(epoch);
+                    }
+                    self.fold(probe);
+                }
             }
-            event::EXIT => self.forks.exit(e),
-            event::EXITING => self.forks.exiting(e),
-            event::SYNC => self.files.sync(e),
-            event::WRITE => self.files.write(e),
-            event::CLOSE => self.files.close(e),
-            event::FIRST_SYNC => self.files.first_sync(e),
-            event::MARKER => self.exposure.marker(e),
-            _ => log::warn!("unknown event kind {}", e.kind),
+            Record::Exiting(e) => self.forks.exiting(e),
+            Record::Sync(e) => self.files.sync(e),
+            Record::Write(e) => self.files.write(e),
+            Record::Close(e) => self.files.close(e),
+            Record::FirstSync(e) => self.files.first_sync(e),
+            Record::Marker(e) => self.exposure.marker(e),
+            Record::Exec(e) if e.tgid == self.root => {
+                let pid = self.root;
+                if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    self.target.comm = comm.trim().to_string();
+                }
+                if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+                    self.target.exe = exe.display().to_string();
+                }
+                self.latest.remove(&pid);
+            }
+            Record::Exec(_) => {}
         }
     }
 
-    /// Reads vmstat (the baseline of the next fork's window), adds a point to
-    /// the memory gauge of open windows, and rereads the target's address
-    /// space every [`REREAD_NS`].
+    /// Folds the page entries of closed windows into userspace and removes
+    /// them from the kernel's map: they can no longer change, and the map
+    /// stays as small as the windows still open (plus pages written outside
+    /// any window, at most one entry per page of the target).
+    fn fold(&mut self, probe: &mut Probe) {
+        let Ok(pages) = probe.pages() else { return };
+        let closed: Vec<(PageKey, probe_ebpf::PageStat)> =
+            pages.into_iter().filter(|(k, _)| k.epoch > 0 && self.forks.closed(k.owner, k.epoch)).collect();
+        if closed.is_empty() {
+            return;
+        }
+        let ctx = context(&self.forks, &self.at_fork, &self.latest);
+        for (k, s) in &closed {
+            self.folded.add(&ctx, k, s);
+        }
+        let keys: Vec<PageKey> = closed.iter().map(|(k, _)| *k).collect();
+        if let Err(e) = probe.remove_pages(&keys) {
+            log::warn!("cannot prune the page map: {e:#}");
+        }
+        // Folded pages were resolved against these; later ones use newer
+        // reads, or this one where there is none (a short-lived target).
+        let mut done: Vec<(u32, u32)> =
+            self.at_fork.keys().filter(|(pid, epoch)| self.forks.closed(*pid, *epoch)).copied().collect();
+        done.sort_unstable();
+        for key in done {
+            if let Some(space) = self.at_fork.remove(&key) {
+                self.latest.entry(key.0).or_insert(space);
+            }
+        }
+    }
+
+    /// Reads vmstat (the baseline of the next fork's window), a self-check
+    /// pair, adds a point to the memory gauge of open windows, and rereads the
+    /// target's mappings every [`REREAD_NS`].
     pub fn sample(&mut self, probe: &Probe) {
         let now = monotonic_ns();
         self.vmstat_last = procfs::vmstat();
+        self.selfcheck.sample(now, probe.copies_and_fills(self.root));
+        if let Some(after) = self.selfcheck.latest() {
+            let due = std::mem::take(&mut self.checks_due);
+            for epoch in due {
+                let ended = self.forks.window_mut(self.root, epoch).and_then(|w| w.end_abs());
+                let before = self.window_pairs.get(&epoch).copied().or(self.selfcheck.before(0));
+                match (ended, before) {
+                    (Some(end), Some(before)) if after.ts >= end => {
+                        if let Some(w) = self.forks.window_mut(self.root, epoch) {
+                            w.self_check = Some(SelfCheck::between(before, after));
+                        }
+                        self.window_pairs.remove(&epoch);
+                    }
+                    _ => self.checks_due.push(epoch),
+                }
+            }
+        }
         if self.root_exit.is_none() && now.saturating_sub(self.last_read) >= REREAD_NS {
-            self.reread(now);
+            self.last_read = now;
+            if let Some(space) = AddressSpace::reread_maps(self.root, self.latest.get(&self.root)) {
+                self.latest.insert(self.root, space);
+            }
         }
         if self.forks.open() {
             self.forks.sample(now, |pid| probe.copies(pid));
         }
     }
 
-    /// Builds the report from what has been seen and the maps as they are now.
-    pub fn report(&mut self, probe: &Probe, ended_by: &str) -> Result<Report> {
-        let counters = probe.counters()?;
+    /// The cumulative copy-on-write table: folded rows plus the live entries,
+    /// read once.
+    fn cow(&self, probe: &Probe) -> Result<(CowReport, usize)> {
         let pages = probe.pages()?;
-        if self.root_exit.is_none() {
-            self.reread(monotonic_ns());
+        let ctx = context(&self.forks, &self.at_fork, &self.latest);
+        let mut table = self.folded.clone();
+        for (k, s) in &pages {
+            table.add(&ctx, k, s);
         }
-        let forks = self.forks.report();
-        let children = forks.windows.iter().map(|w| (w.child, (w.parent, w.epoch))).collect();
-        let ctx = cow::Context { children, at_fork: &self.at_fork, latest: &self.latest };
+        Ok((table.report(&ctx), pages.len()))
+    }
+
+    /// Builds a report. `Scope::Interval` covers the time since the previous
+    /// interval report (or the start) and starts the next interval; a `final_read`
+    /// rereads the target's THP backing first (its last chance).
+    pub fn report(&mut self, probe: &Probe, ended_by: &str, scope: Scope, final_read: bool) -> Result<Report> {
+        let now = monotonic_ns();
+        if final_read && self.root_exit.is_none() {
+            // Not periodically: the walk holds the target's mmap lock, which its fork needs.
+            if let Some(space) = AddressSpace::read(self.root) {
+                self.latest.insert(self.root, space);
+            }
+        }
+        let counters = probe.counters()?;
+        let (cumulative, entries) = self.cow(probe)?;
         let c = |i: u32| counters[i as usize];
-        Ok(Report {
+        let (cow, since, self_check) = match scope {
+            Scope::Cumulative => (cumulative, self.t0, self.selfcheck.whole()),
+            Scope::Interval => {
+                let cow = match &self.previous {
+                    Some(prev) => cumulative.since(prev),
+                    None => cumulative.clone(),
+                };
+                self.previous = Some(cumulative);
+                let start = self.interval_pair.or(self.selfcheck.before(0));
+                let check = start.zip(self.selfcheck.latest()).map(|(a, b)| SelfCheck::between(a, b));
+                (cow, self.interval_start, check)
+            }
+        };
+        self.reports += 1;
+        let report = Report {
             target: self.target.clone(),
-            elapsed_s: monotonic_ns().saturating_sub(self.t0) as f64 / 1e9,
+            scope,
+            report_number: self.reports,
+            covers_s: now.saturating_sub(since) as f64 / 1e9,
+            elapsed_s: now.saturating_sub(self.t0) as f64 / 1e9,
             ended_by: ended_by.to_string(),
             target_exited: self.root_exit.is_some(),
-            target_exit_code: self.root_exit.flatten(),
+            target_exit_code: match self.root_exit {
+                Some(Ending::Exit(code)) => Some(code),
+                _ => None,
+            },
+            target_ending: self.root_exit,
             threads_created: c(counter::THREADS),
-            cow: cow::table(&ctx, &pages, &counters),
-            forks,
+            cow,
+            forks: self.forks.report(scope),
             vmstat_delta: procfs::vmstat_delta(&self.vmstat_start, &procfs::vmstat()),
-            files: self.files.report(),
-            exposure: probe.markers.then(|| self.exposure.report()),
+            files: self.files.report(scope),
+            exposure: probe.markers.then(|| self.exposure.report(scope)),
+            self_check,
+            self_check_unavailable: self.selfcheck.unavailable.clone(),
             drops: Drops {
                 ring_buffer: c(counter::DROP_RING),
                 page_map: c(counter::DROP_PAGES),
                 task_map: c(counter::DROP_TASKS),
                 inflight_map: c(counter::DROP_INFLIGHT),
             },
+            resources: Resources { page_map_entries: entries as u64, maps: probe.map_memory(), rss_bytes: own_rss() },
             programs: probe.program_costs(),
-        })
+        };
+        if scope == Scope::Interval {
+            self.forks.next_interval(now);
+            self.files.next_interval();
+            self.exposure.next_interval(now);
+            self.interval_start = now;
+            self.interval_pair = self.selfcheck.latest();
+        }
+        Ok(report)
     }
+}
+
+/// What the copy-on-write table needs to place a page.
+fn context<'a>(
+    forks: &Forks,
+    at_fork: &'a HashMap<(u32, u32), AddressSpace>,
+    latest: &'a HashMap<u32, AddressSpace>,
+) -> cow::Context<'a> {
+    let children = forks.windows.iter().filter(|w| w.epoch > 0).map(|w| ((w.parent, w.epoch), w.child)).collect();
+    cow::Context { children, at_fork, latest }
+}
+
+/// cowscope's own resident memory, bytes.
+fn own_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

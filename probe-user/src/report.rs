@@ -4,9 +4,10 @@ use crate::{
     cow::{CowReport, Split, Tally},
     exposure::ExposureReport,
     files::FileReport,
-    forks::ForksReport,
-    histo::human_ns,
+    forks::{Ending, ForksReport},
+    histo::{Scope, human_ns},
     procfs::Vmstat,
+    selfcheck::Agreement,
 };
 use serde::Serialize;
 use std::fmt::Write;
@@ -35,11 +36,15 @@ pub struct Drops {
     pub inflight_map: u64,
 }
 
-impl Drops {
-    /// Sum of all drops.
-    pub fn total(&self) -> u64 {
-        self.ring_buffer + self.page_map + self.task_map + self.inflight_map
-    }
+/// What cowscope itself costs: kernel map memory and its own RSS.
+#[derive(Debug, Serialize)]
+pub struct Resources {
+    /// Entries in the per-page map now (closed windows are folded out of it).
+    pub page_map_entries: u64,
+    /// Kernel memory per map, bytes (`memlock` of its fdinfo).
+    pub maps: Vec<(String, u64)>,
+    /// cowscope's resident memory, bytes.
+    pub rss_bytes: u64,
 }
 
 /// Everything cowscope measured.
@@ -47,7 +52,14 @@ impl Drops {
 pub struct Report {
     /// The target.
     pub target: TargetInfo,
-    /// Seconds recorded.
+    /// What the figures cover: the whole recording, or the interval since the
+    /// previous interval report.
+    pub scope: Scope,
+    /// 1 for the first report printed, 2 for the next...
+    pub report_number: u64,
+    /// Seconds the figures cover.
+    pub covers_s: f64,
+    /// Seconds recorded so far.
     pub elapsed_s: f64,
     /// Why the recording ended (`interval` for periodic reports).
     pub ended_by: String,
@@ -55,6 +67,8 @@ pub struct Report {
     pub target_exited: bool,
     /// Status the target passed to `exit`, if it exited that way.
     pub target_exit_code: Option<u32>,
+    /// How the target ended, if it did (a signal included).
+    pub target_ending: Option<Ending>,
     /// Threads created by followed processes (not counted as forks).
     pub threads_created: u64,
     /// Forks and snapshot windows.
@@ -67,8 +81,15 @@ pub struct Report {
     pub files: Vec<FileReport>,
     /// Ack-to-durable exposure from cowstore's markers, when the target has them.
     pub exposure: Option<ExposureReport>,
+    /// The kernel's own count of the target's copies (delay accounting)
+    /// against cowscope's, over what the report covers.
+    pub self_check: Option<Agreement>,
+    /// Why the self-check could not run, if it could not.
+    pub self_check_unavailable: Option<String>,
     /// What was lost.
     pub drops: Drops,
+    /// What cowscope costs.
+    pub resources: Resources,
     /// Per-program run counts and times, when `kernel.bpf_stats_enabled` is 1.
     pub programs: Vec<ProgramCost>,
 }
@@ -110,24 +131,41 @@ fn vmstat_line(v: &Vmstat) -> String {
     v.iter().map(|(k, d)| format!("{k} +{d}")).collect::<Vec<_>>().join("  ")
 }
 
+fn ending(e: &Ending) -> String {
+    match e {
+        Ending::Exit(code) => format!("exited with status {code}"),
+        Ending::Signal(sig) => format!("killed by signal {sig} ({})", signal_name(*sig)),
+        Ending::Unknown => "exited".to_string(),
+    }
+}
+
+fn signal_name(sig: u32) -> String {
+    nix::sys::signal::Signal::try_from(sig as i32).map_or_else(|_| format!("SIG{sig}"), |s| s.as_str().to_string())
+}
+
 impl Report {
-    /// The text report.
-    pub fn render(&self) -> String {
+    /// The text report; `verbose` adds what cowscope itself costs.
+    pub fn render(&self, verbose: bool) -> String {
         let mut out = String::new();
         let t = &self.target;
-        let _ = write!(out, "cowscope: PID {} ({}) for {:.2}s", t.pid, t.comm, self.elapsed_s);
-        if self.ended_by == "interval" {
-            out.push_str(" (interval report)");
-        } else {
-            let _ = write!(out, ", ended by {}", self.ended_by);
-        }
-        if self.target_exited {
-            match self.target_exit_code {
-                Some(code) => {
-                    let _ = write!(out, "; target exited with status {code}");
-                }
-                None => out.push_str("; target exited"),
+        let _ = write!(out, "cowscope: PID {} ({})", t.pid, t.comm);
+        match (self.scope, self.ended_by.as_str()) {
+            (Scope::Interval, _) => {
+                let _ = write!(
+                    out,
+                    ": report {}, per-interval figures for the last {:.2}s ({:.2}s recorded)",
+                    self.report_number, self.covers_s, self.elapsed_s
+                );
             }
+            (Scope::Cumulative, "interval") => {
+                let _ = write!(out, ": report {}, cumulative figures for {:.2}s", self.report_number, self.elapsed_s);
+            }
+            (Scope::Cumulative, by) => {
+                let _ = write!(out, " for {:.2}s, ended by {by}", self.elapsed_s);
+            }
+        }
+        if let Some(e) = &self.target_ending {
+            let _ = write!(out, "; target {}", ending(e));
         }
         out.push_str("\n\n");
         self.render_forks(&mut out);
@@ -159,12 +197,36 @@ impl Report {
                 ns as f64 / runs as f64
             );
         }
+        match (&self.self_check, &self.self_check_unavailable) {
+            (Some(a), _) => {
+                let _ = writeln!(out, "self-check (delay accounting, target's copies and zero fills): {}", a.line());
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(out, "self-check unavailable: {why}");
+            }
+            (None, None) => {}
+        }
         let d = &self.drops;
         let _ = writeln!(
             out,
             "drops: ring buffer {}, page map {}, task map {}, in-flight map {}",
             d.ring_buffer, d.page_map, d.task_map, d.inflight_map
         );
+        if d.page_map > 0 {
+            let _ = writeln!(out, "WARNING: the page map was full: {} faults are missing from the table", d.page_map);
+        }
+        if verbose {
+            let r = &self.resources;
+            let maps: Vec<String> =
+                r.maps.iter().map(|(name, bytes)| format!("{name} {:.1} MiB", *bytes as f64 / MIB)).collect();
+            let _ = writeln!(
+                out,
+                "cowscope: RSS {:.1} MiB; page map entries {}; kernel maps: {}",
+                r.rss_bytes as f64 / MIB,
+                r.page_map_entries,
+                maps.join(", ")
+            );
+        }
         out
     }
 
@@ -176,20 +238,32 @@ impl Report {
                 Some(ns) => format!("lived {}", human_ns(ns)),
                 None => "still alive".to_string(),
             };
-            let status = match (w.exited, w.exit_code) {
-                (true, Some(c)) => format!(", exit status {c}"),
-                (true, None) => ", died without exit()".to_string(),
-                _ => String::new(),
+            let status = match &w.ending {
+                Some(Ending::Exit(c)) => format!(", exit status {c}"),
+                Some(Ending::Signal(s)) => format!(", killed by signal {s} ({})", signal_name(*s)),
+                Some(Ending::Unknown) => ", died without exit()".to_string(),
+                None => String::new(),
             };
             let kind = if w.epoch > 0 { format!("window {}", w.epoch) } else { "shares memory, no window".to_string() };
-            let _ = writeln!(
-                out,
-                "  PID {} -> child {} ({kind}): fork {}, at +{}, {life}{status}",
-                w.parent,
-                w.child,
-                human_ns(w.fork_latency_ns),
-                human_ns(w.start_ns)
-            );
+            let fork = match w.fork_latency_ns {
+                Some(ns) => format!("fork {}", human_ns(ns)),
+                None => "fork not seen".to_string(),
+            };
+            let at = if w.start_ns >= 0 {
+                format!("at +{}", human_ns(w.start_ns as u64))
+            } else {
+                format!("started {} before recording", human_ns(w.start_ns.unsigned_abs()))
+            };
+            let _ = writeln!(out, "  PID {} -> child {} ({kind}): {fork}, {at}, {life}{status}", w.parent, w.child);
+            if w.attached_mid_window {
+                let _ = writeln!(
+                    out,
+                    "    attached mid-window: copies before cowscope attached are unknown; figures cover the rest"
+                );
+            }
+            if let Some(a) = &w.self_check {
+                let _ = writeln!(out, "    self-check over the window: {}", a.line());
+            }
             if let Some(pages) = w.copies_before_exit {
                 let _ = writeln!(
                     out,
@@ -225,11 +299,13 @@ impl Report {
                 let _ = writeln!(out, "    memory gauge (pages copied): {}", points.join(" "));
             }
         }
-        if f.count > 0 {
+        if f.latency.count > 0 {
             out.push('\n');
             out.push_str(&f.latency.render("fork latency (syscall entry to return in the parent)"));
+        }
+        if f.lifetime.count > 0 {
             out.push('\n');
-            out.push_str(&f.lifetime.render("snapshot window (child lifetime)"));
+            out.push_str(&f.lifetime.render("snapshot window (lifetime of children sharing no memory)"));
         }
         out.push('\n');
     }
@@ -265,6 +341,14 @@ impl Report {
         }
         if c.regions.len() > 12 {
             let _ = writeln!(out, "    ... {} more regions (see --json)", c.regions.len() - 12);
+        }
+        if c.shared_mappings.faults > 0 {
+            let _ = writeln!(
+                out,
+                "  shared mappings (MAP_SHARED: dirty tracking, not copy-on-write; not in the rows above): \
+                 {} write faults on {} pages",
+                c.shared_mappings.faults, c.shared_mappings.pages
+            );
         }
         let _ = writeln!(out, "  vmstat over the recording: {}\n", vmstat_line(&self.vmstat_delta));
     }

@@ -1,26 +1,30 @@
 //! The process to record: an existing PID, or a command cowscope starts held
 //! at a gate until the probes are attached, as the invoking user.
 
+use crate::attach;
 use anyhow::{Context, Result, bail};
 use nix::{
+    fcntl::OFlag,
     sys::{
         signal::{Signal, kill},
         wait::{WaitPidFlag, WaitStatus, waitpid},
     },
-    unistd::{ForkResult, Gid, Pid, Uid, User, execvp, fork, pipe, read, setgid, setgroups, setuid},
+    unistd::{ForkResult, Gid, Pid, Uid, User, execvp, fork, pipe, pipe2, read, setgid, setgroups, setuid},
 };
-use std::{
-    ffi::CString,
-    os::fd::OwnedFd,
-    path::{Path, PathBuf},
-};
+use std::{ffi::CString, os::fd::OwnedFd, path::PathBuf};
 
-/// Checks that `pid` names a live process.
+/// The process to record for `-p PID`: the process itself, or the process a
+/// thread ID belongs to (said on stderr). Fails with one line for no process
+/// or a kernel thread.
 pub fn existing(pid: u32) -> Result<u32> {
-    if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
-        bail!("no process with PID {pid}");
+    let tgid = attach::process_of(pid)?;
+    if tgid != pid {
+        eprintln!("cowscope: PID {pid} is a thread of process {tgid}: recording process {tgid}");
     }
-    Ok(pid)
+    if attach::kernel_thread(tgid) {
+        bail!("PID {tgid} is a kernel thread: it has no user memory to record");
+    }
+    Ok(tgid)
 }
 
 /// A command started by cowscope, waiting at the gate until [`Spawned::release`].
@@ -29,7 +33,12 @@ pub struct Spawned {
     pub pid: u32,
     /// The executable it will run.
     pub exe: PathBuf,
+    /// The command as given, for messages.
+    pub name: String,
     gate: Option<OwnedFd>,
+    /// Read end of a close-on-exec pipe: EOF once the exec succeeded, the
+    /// `errno` of the failed exec otherwise.
+    exec_status: Option<OwnedFd>,
 }
 
 /// Who the command runs as.
@@ -60,8 +69,10 @@ fn resolve(program: &str) -> Result<PathBuf> {
         .with_context(|| format!("command not found: {program}"))
 }
 
-/// Forks the command; it execs only after [`Spawned::release`].
-pub fn spawn(command: &[String], as_user: Option<&str>) -> Result<Spawned> {
+/// Forks the command; it execs only after [`Spawned::release`]. With
+/// `stdout_to_stderr` its standard output goes to cowscope's standard error,
+/// keeping cowscope's own output (a JSON report) clean.
+pub fn spawn(command: &[String], as_user: Option<&str>, stdout_to_stderr: bool) -> Result<Spawned> {
     let (uid, gid) = identity(as_user)?;
     let exe = resolve(&command[0])?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -71,35 +82,57 @@ pub fn spawn(command: &[String], as_user: Option<&str>) -> Result<Spawned> {
         .collect::<Result<_, _>>()
         .context("argument contains a NUL byte")?;
     let (gate_read, gate_write) = pipe().context("pipe")?;
+    let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: cowscope is still single-threaded here; the child only calls
     // async-signal-safe functions before exec.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(gate_write);
+            drop(status_read);
             let mut byte = [0u8; 1];
             if !matches!(read(&gate_read, &mut byte), Ok(1)) {
                 // cowscope gave up before attaching: never run the command.
                 unsafe { libc::_exit(126) };
             }
             drop(gate_read);
-            let dropped = setgroups(&[gid]).and(setgid(gid)).and(setuid(uid));
-            if dropped.is_ok() {
-                let _ = execvp(&argv[0], &argv);
+            if stdout_to_stderr {
+                // SAFETY: plain descriptor duplication before exec.
+                unsafe { libc::dup2(2, 1) };
             }
+            let error = match setgroups(&[gid]).and(setgid(gid)).and(setuid(uid)) {
+                Ok(()) => execvp(&argv[0], &argv).err().unwrap_or(nix::Error::UnknownErrno),
+                Err(e) => e,
+            };
+            let _ = nix::unistd::write(&status_write, &(error as i32).to_ne_bytes());
             unsafe { libc::_exit(127) };
         }
         ForkResult::Parent { child } => {
             drop(gate_read);
-            Ok(Spawned { pid: child.as_raw() as u32, exe, gate: Some(gate_write) })
+            drop(status_write);
+            Ok(Spawned {
+                pid: child.as_raw() as u32,
+                exe,
+                name: command[0].clone(),
+                gate: Some(gate_write),
+                exec_status: Some(status_read),
+            })
         }
     }
 }
 
 impl Spawned {
-    /// Lets the command exec.
+    /// Lets the command exec; fails (the command's exit reaped) if the exec failed.
     pub fn release(&mut self) -> Result<()> {
         if let Some(gate) = self.gate.take() {
             nix::unistd::write(&gate, &[1]).context("releasing the command")?;
+        }
+        if let Some(status) = self.exec_status.take() {
+            let mut errno = [0u8; 4];
+            if let Ok(4) = read(&status, &mut errno) {
+                let error = nix::Error::from_raw(i32::from_ne_bytes(errno));
+                let _ = waitpid(Pid::from_raw(self.pid as i32), None);
+                bail!("cannot run {}: {}", self.name, error.desc());
+            }
         }
         Ok(())
     }

@@ -108,9 +108,11 @@ fn same_field(root: &Path, events: &[(&str, &str)], field: &str) -> Result<Field
     found.context("no tracepoints given")
 }
 
+/// The fault tracepoints, read by one program body.
+const FAULTS: &[(&str, &str)] = &[("exceptions", "page_fault_user"), ("exceptions", "page_fault_kernel")];
+
 /// Reads the layout of every field the programs use.
 pub fn layout(root: &Path) -> Result<Layout> {
-    let fault = Format::read(root, "exceptions", "page_fault_user")?;
     let alloc = Format::read(root, "kmem", "mm_page_alloc")?;
     let gfp_zero = gfp_zero(&alloc.text);
     if gfp_zero == 0 {
@@ -119,10 +121,11 @@ pub fn layout(root: &Path) -> Result<Layout> {
     let tlb = Format::read(root, "tlb", "tlb_flush")?;
     let fork = Format::read(root, "sched", "sched_process_fork")?;
     let exit = Format::read(root, "sched", "sched_process_exit")?;
+    let signal = Format::read(root, "signal", "signal_deliver")?;
     let sc = "syscalls";
     Ok(Layout {
-        fault_address: fault.field("address")?,
-        fault_error_code: fault.field("error_code")?,
+        fault_address: same_field(root, FAULTS, "address")?,
+        fault_error_code: same_field(root, FAULTS, "error_code")?,
         alloc_order: alloc.field("order")?,
         alloc_migratetype: alloc.field("migratetype")?,
         alloc_gfp_flags: alloc.field("gfp_flags")?,
@@ -158,6 +161,8 @@ pub fn layout(root: &Path) -> Result<Layout> {
             ],
             "ret",
         )?,
+        signal_sig: signal.field("sig")?,
+        signal_handler: signal.field("sa_handler")?,
         gfp_zero,
     })
 }

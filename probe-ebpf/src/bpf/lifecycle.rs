@@ -6,7 +6,11 @@ use super::state::{
 };
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
 use aya_log_ebpf::{debug, warn};
-use probe_ebpf::{CLONE_THREAD, CLONE_VM, Event, Task, counter, event, task};
+use probe_ebpf::{
+    CLONE_THREAD, CLONE_VM, SIG_DFL, Task, counter, kills_by_default,
+    record::{Exec, Exit, Exiting, Fork},
+    task,
+};
 
 /// `SIGCHLD`, the flags `fork(2)` passes to the kernel's clone.
 const FORK_FLAGS: u64 = 17;
@@ -92,11 +96,9 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     }
     let t = Task {
         parent: tgid,
-        live_children: 0,
-        epoch: 0,
-        exit_code: 0,
+        window: epoch,
         flags: task::CHILD | if window { task::WINDOW } else { 0 },
-        copies: 0,
+        ..Task::default()
     };
     if TASKS.insert(child, t, 0).is_err() {
         count(counter::DROP_TASKS);
@@ -128,17 +130,18 @@ fn finish_clone(ctx: &TracePointContext) {
     if ret <= 0 || call.arg & CLONE_THREAD != 0 {
         return;
     }
-    emit(Event {
-        kind: event::FORK,
-        tgid,
+    let fork = Fork {
+        parent: tgid,
         tid,
-        aux: ret as u32,
-        ts: call.ts,
-        dur: now().wrapping_sub(call.ts),
-        a: call.arg,
-        b: call.fd_or_epoch as u64 | (call.copies as u64) << 32,
-        c: call.child_ts,
-    });
+        child: ret as u32,
+        entry_ns: call.ts,
+        latency_ns: now().wrapping_sub(call.ts),
+        clone_flags: call.arg,
+        epoch: call.fd_or_epoch,
+        parent_copies: call.copies,
+        child_seen_ns: call.child_ts,
+    };
+    emit(fork.event());
 }
 
 /// `syscalls:sys_exit_clone`.
@@ -192,7 +195,7 @@ pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
     let Some(p) = (unsafe { TASKS.get(parent) }).copied() else {
         return 0;
     };
-    emit(Event { kind: event::EXITING, tgid, tid, aux: parent, ts: now(), dur: 0, a: p.copies as u64, b: 0, c: 0 });
+    emit(Exiting { child: tgid, tid, parent, ts: now(), parent_copies: p.copies }.event());
     0
 }
 
@@ -226,16 +229,34 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         }
     }
     let _ = TASKS.remove(tgid);
-    emit(Event {
-        kind: event::EXIT,
-        tgid,
-        tid,
-        aux: t.parent,
-        ts: now(),
-        dur: 0,
-        a: if t.flags & task::EXITED != 0 { t.exit_code as u64 } else { u64::MAX },
-        b: 0,
-        c: 0,
-    });
+    let exit_code = (t.flags & task::EXITED != 0).then_some(t.exit_code);
+    emit(Exit { tgid, tid, parent: t.parent, ts: now(), exit_code, signal: t.signal }.event());
+    0
+}
+
+/// `signal:signal_deliver`: a followed process takes a signal whose default
+/// action ends it, so its exit record can say which signal killed it.
+#[tracepoint(category = "signal", name = "signal_deliver")]
+pub fn signal_deliver(ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    let Some(t) = TASKS.get_ptr_mut(tgid) else {
+        return 0;
+    };
+    let sig = read(&ctx, field!(signal_sig)).unwrap_or(0) as u32;
+    if read(&ctx, field!(signal_handler)) == Some(SIG_DFL) && kills_by_default(sig) {
+        // SAFETY: t points at the live map value of this process.
+        unsafe { (*t).signal = sig };
+    }
+    0
+}
+
+/// `sched:sched_process_exec`: a followed process runs a new program; userspace
+/// renames it.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    if TASKS.get_ptr(tgid).is_some() {
+        emit(Exec { tgid, ts: now() }.event());
+    }
     0
 }

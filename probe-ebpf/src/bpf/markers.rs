@@ -2,24 +2,15 @@
 
 use super::state::{TASKS, emit, emit_lazy, ids, now};
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use probe_ebpf::{Event, event, marker};
+use probe_ebpf::{marker, record::Marker};
 
 fn fire(ctx: &ProbeContext, kind: u32) -> u32 {
     let (tgid, tid) = ids();
     if TASKS.get_ptr(tgid).is_none() {
         return 0;
     }
-    let e = Event {
-        kind: event::MARKER,
-        tgid,
-        tid,
-        aux: kind,
-        ts: now(),
-        dur: 0,
-        a: ctx.arg::<u64>(0).unwrap_or(0),
-        b: ctx.arg::<u64>(1).unwrap_or(0),
-        c: 0,
-    };
+    let e = Marker { tgid, tid, kind, ts: now(), a: ctx.arg::<u64>(0).unwrap_or(0), b: ctx.arg::<u64>(1).unwrap_or(0) }
+        .event();
     if kind == marker::WRITES_ACKED {
         emit_lazy(e)
     } else {

@@ -56,6 +56,10 @@ pub struct Pending {
     pub copy_counter: u32,
     /// What was allocated since the fault: [`ALLOC_NONE`], [`ALLOC_COPY`] or [`ALLOC_ZEROED`].
     pub allocated: u32,
+    /// The faulting process (the key's owner is its parent when a child faulted).
+    pub tgid: u32,
+    /// Keeps the size a multiple of 8.
+    pub _pad: u32,
 }
 
 /// [`Pending::allocated`]: nothing yet.
@@ -201,9 +205,9 @@ fn send(event: Event, flags: u64) {
     }
 }
 
-/// Drops the current thread's pending write fault: a syscall it entered may
-/// allocate and flush on its own. Looks before deleting, which is far cheaper
-/// when, as usual, there is nothing to delete.
+/// Drops the current thread's pending write fault: a syscall it entered, or a
+/// new fault it took, may allocate and flush on its own. Looks before
+/// deleting, which is far cheaper when, as usual, there is nothing to delete.
 #[inline(always)]
 pub fn forget_fault(tid: u32) {
     if PENDING.get_ptr(tid).is_some() {

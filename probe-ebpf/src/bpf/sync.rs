@@ -6,7 +6,10 @@ use super::state::{
     leave, now, read,
 };
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use probe_ebpf::{Event, event, sync};
+use probe_ebpf::{
+    record::{FdEvent, SyncCall, WriteCall},
+    sync,
+};
 
 fn start_sync(ctx: &TracePointContext, kind: u64) {
     let (tgid, tid) = ids();
@@ -20,7 +23,7 @@ fn start_sync(ctx: &TracePointContext, kind: u64) {
     let key = FdKey { tgid, fd: fd as u32 };
     if SYNCED.get_ptr(key).is_none() {
         let _ = SYNCED.insert(key, 0, 0);
-        emit(Event { kind: event::FIRST_SYNC, tgid, tid, aux: fd as u32, ts: now(), ..Event::default() });
+        emit(FdEvent { tgid, tid, fd: fd as u32, ts: now() }.first_sync());
     }
     if let Some(running) = SYNCED.get_ptr_mut(key) {
         add(running, 1);
@@ -49,17 +52,16 @@ fn finish_sync(ctx: &TracePointContext, kind: u64) {
             add(running, u32::MAX);
         }
     }
-    emit(Event {
-        kind: event::SYNC,
+    let sync = SyncCall {
         tgid,
         tid,
-        aux: call.fd_or_epoch,
-        ts: call.ts,
-        dur: now().wrapping_sub(call.ts),
-        a: kind,
-        b: read(ctx, field!(sys_ret)).unwrap_or(0),
-        c: 0,
-    });
+        fd: call.fd_or_epoch,
+        kind,
+        entry_ns: call.ts,
+        latency_ns: now().wrapping_sub(call.ts),
+        ret: read(ctx, field!(sys_ret)).unwrap_or(0) as i64,
+    };
+    emit(sync.event());
 }
 
 /// `syscalls:sys_enter_fsync`.
@@ -109,6 +111,7 @@ pub fn sys_exit_sync_file_range(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
+    forget_fault(tid);
     let Some(fd) = read(&ctx, field!(sys_fd)) else {
         return 0;
     };
@@ -134,6 +137,7 @@ pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_close")]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
+    forget_fault(tid);
     let Some(fd) = read(&ctx, field!(sys_fd)) else {
         return 0;
     };
@@ -141,7 +145,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     if SYNCED.get_ptr(key).is_none() || SYNCED.remove(key).is_err() {
         return 0;
     }
-    emit(Event { kind: event::CLOSE, tgid, tid, aux: fd as u32, ts: now(), ..Event::default() });
+    emit(FdEvent { tgid, tid, fd: fd as u32, ts: now() }.close());
     0
 }
 
@@ -152,16 +156,15 @@ pub fn sys_exit_write(ctx: TracePointContext) -> u32 {
     let Some(call) = leave(tid, CALL_WRITE) else {
         return 0;
     };
-    emit_lazy(Event {
-        kind: event::WRITE,
+    let write = WriteCall {
         tgid,
         tid,
-        aux: call.fd_or_epoch,
-        ts: call.ts,
-        dur: now().wrapping_sub(call.ts),
-        a: read(&ctx, field!(sys_ret)).unwrap_or(0),
-        b: call.arg,
-        c: 0,
-    });
+        fd: call.fd_or_epoch,
+        entry_ns: call.ts,
+        latency_ns: now().wrapping_sub(call.ts),
+        ret: read(&ctx, field!(sys_ret)).unwrap_or(0) as i64,
+        behind_sync: call.arg != 0,
+    };
+    emit_lazy(write.event());
     0
 }
