@@ -80,13 +80,23 @@ pub mod marker {
     pub const FORK: u32 = 2;
     /// `cowstore_marker_snapshot_end(child_pid, ok)`.
     pub const SNAPSHOT_END: u32 = 3;
-    /// Symbol names, indexed by kind.
+    /// Symbol names, indexed by kind (also the names of their programs).
     pub const SYMBOLS: [&str; 4] = [
         "cowstore_marker_writes_acked",
         "cowstore_marker_fsync_done",
         "cowstore_marker_fork",
         "cowstore_marker_snapshot_end",
     ];
+}
+
+/// The uprobe pair on libc's `fork()`: program names and the symbol.
+pub mod libc_fork {
+    /// The entry program.
+    pub const ENTRY: &str = "libc_fork";
+    /// The return program.
+    pub const RETURN: &str = "libc_fork_ret";
+    /// The function in libc.
+    pub const SYMBOL: &str = "fork";
 }
 
 #[cfg(feature = "user")]

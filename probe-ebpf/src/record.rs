@@ -31,6 +31,7 @@ const EXITING: u32 = 6;
 const CLOSE: u32 = 7;
 const FIRST_SYNC: u32 = 8;
 const EXEC: u32 = 9;
+const FORK_CALL: u32 = 10;
 
 /// A followed process forked (a thread is not a fork).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +156,23 @@ pub struct FdEvent {
     pub ts: u64,
 }
 
+/// A followed process's call to libc's `fork()` returned in the parent: the
+/// caller's view of the fork (atfork handlers and libc included), which is
+/// what Redis's `latest_fork_usec` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkCall {
+    /// The forking process.
+    pub parent: u32,
+    /// The thread that called it.
+    pub tid: u32,
+    /// The new child.
+    pub child: u32,
+    /// When `fork()` was called, ns.
+    pub entry_ns: u64,
+    /// Call to return, ns.
+    pub latency_ns: u64,
+}
+
 /// A followed process replaced its program (`execve`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exec {
@@ -186,6 +204,8 @@ pub enum Record {
     FirstSync(FdEvent),
     /// See [`Exec`].
     Exec(Exec),
+    /// See [`ForkCall`].
+    ForkCall(ForkCall),
 }
 
 impl Fork {
@@ -202,6 +222,22 @@ impl Fork {
             a: self.clone_flags,
             b: self.epoch as u64 | (self.parent_copies as u64) << 32,
             c: self.child_seen_ns,
+        }
+    }
+}
+
+impl ForkCall {
+    /// The record on the wire.
+    #[inline(always)]
+    pub fn event(&self) -> Event {
+        Event {
+            kind: FORK_CALL,
+            tgid: self.parent,
+            tid: self.tid,
+            aux: self.child,
+            ts: self.entry_ns,
+            dur: self.latency_ns,
+            ..Event::default()
         }
     }
 }
@@ -384,6 +420,13 @@ impl Event {
             CLOSE => Record::Close(fd),
             FIRST_SYNC => Record::FirstSync(fd),
             EXEC => Record::Exec(Exec { tgid: self.tgid, ts: self.ts }),
+            FORK_CALL => Record::ForkCall(ForkCall {
+                parent: self.tgid,
+                tid: self.tid,
+                child: self.aux,
+                entry_ns: self.ts,
+                latency_ns: self.dur,
+            }),
             _ => return None,
         })
     }
@@ -407,6 +450,8 @@ mod tests {
             child_seen_ns: 3,
         };
         assert_eq!(fork.event().decode(), Some(Record::Fork(fork)));
+        let call = ForkCall { parent: 1, tid: 2, child: 3, entry_ns: 4, latency_ns: 5 };
+        assert_eq!(call.event().decode(), Some(Record::ForkCall(call)));
         for exit_code in [Some(0), Some(255), None] {
             let exit = Exit { tgid: 1, tid: 2, parent: 3, ts: 4, exit_code, signal: 9 };
             assert_eq!(exit.event().decode(), Some(Record::Exit(exit)));

@@ -8,7 +8,7 @@ use crate::{
 };
 use probe_ebpf::{
     CLONE_VM,
-    record::{Exit, Exiting, Fork},
+    record::{Exit, Exiting, Fork, ForkCall},
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -53,6 +53,10 @@ pub struct Window {
     pub clone_flags: Option<u64>,
     /// Syscall entry to return in the parent, ns (`None`: not seen).
     pub fork_latency_ns: Option<u64>,
+    /// libc's `fork()` call to return in the parent, ns: the caller's view,
+    /// what Redis's `latest_fork_usec` measures (`None`: not seen, e.g. a
+    /// static binary or a direct `clone`).
+    pub fork_call_ns: Option<u64>,
     /// When the child appeared, ns since recording started (negative: before it).
     pub start_ns: i64,
     /// How long the child lived, ns (`None`: still alive).
@@ -91,8 +95,10 @@ pub struct Window {
 pub struct Forks {
     /// Children in fork order.
     pub windows: Vec<Window>,
-    /// Fork latencies.
+    /// Fork latencies (the syscall).
     latency: Latency,
+    /// Fork latencies as the caller saw them (libc's `fork()`).
+    call_latency: Latency,
     /// Lifetimes of exited children that held a window open.
     lifetime: Latency,
     /// Exits that arrived before their fork record: pid → (time, ending).
@@ -108,6 +114,8 @@ pub struct ForksReport {
     pub count: usize,
     /// Fork latency distribution (syscall entry to return in the parent).
     pub latency: Summary,
+    /// Fork latency as the caller saw it (libc's `fork()` call to return).
+    pub call_latency: Summary,
     /// Snapshot window (lifetime of children that shared no memory) distribution.
     pub lifetime: Summary,
     /// Each child active in the report's scope.
@@ -123,6 +131,14 @@ impl Forks {
         let epoch = if e.clone_flags & CLONE_VM != 0 { 0 } else { e.epoch };
         let w = Window::new(e.parent, e.child, epoch, start_abs, t0, vmstat, e.parent_copies);
         self.push(Window { clone_flags: Some(e.clone_flags), fork_latency_ns: Some(e.latency_ns), ..w });
+    }
+
+    /// Records the caller's view of a fork already recorded.
+    pub fn fork_call(&mut self, e: &ForkCall) {
+        if let Some(w) = self.windows.iter_mut().rev().find(|w| w.child == e.child && w.parent == e.parent) {
+            w.fork_call_ns = Some(e.latency_ns);
+            self.call_latency.record(e.latency_ns);
+        }
     }
 
     /// Records a child found alive at attach (`epoch` 0 if it shares memory).
@@ -203,6 +219,7 @@ impl Forks {
     /// Starts a new interval at `now`.
     pub fn next_interval(&mut self, now: u64) {
         self.latency.next_interval();
+        self.call_latency.next_interval();
         self.lifetime.next_interval();
         self.interval_start = now;
     }
@@ -223,8 +240,14 @@ impl Forks {
                 w
             })
             .collect();
-        let count = windows.iter().filter(|w| w.start_abs >= since || w.attached_mid_window && since == 0).count();
-        ForksReport { count, latency: self.latency.summary(scope), lifetime: self.lifetime.summary(scope), windows }
+        let count = windows.iter().filter(|w| w.start_abs >= since).count();
+        ForksReport {
+            count,
+            latency: self.latency.summary(scope),
+            call_latency: self.call_latency.summary(scope),
+            lifetime: self.lifetime.summary(scope),
+            windows,
+        }
     }
 }
 
@@ -237,6 +260,7 @@ impl Window {
             attached_mid_window: false,
             clone_flags: None,
             fork_latency_ns: None,
+            fork_call_ns: None,
             start_ns: start_abs as i64 - t0 as i64,
             lifetime_ns: None,
             exit_code: None,

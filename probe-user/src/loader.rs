@@ -2,6 +2,7 @@
 //! attaches every program and exposes the maps. Dropping it detaches everything.
 
 use crate::attach::{self, Existing};
+use crate::procfs;
 use crate::report::ProgramCost;
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
@@ -12,7 +13,7 @@ use aya::{
         uprobe::{UProbeError, UProbeScope},
     },
 };
-use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, marker, task};
+use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, libc_fork, marker, task};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -86,7 +87,11 @@ impl Probe {
         }
         // A program added to the object but not to TRACEPOINTS or the markers
         // would silently never run: refuse to start instead.
-        let known = |name: &str| TRACEPOINTS.iter().any(|(n, _)| *n == name) || marker::SYMBOLS.contains(&name);
+        let known = |name: &str| {
+            TRACEPOINTS.iter().any(|(n, _)| *n == name)
+                || marker::SYMBOLS.contains(&name)
+                || [libc_fork::ENTRY, libc_fork::RETURN].contains(&name)
+        };
         if let Some((name, _)) = ebpf.programs().find(|(name, _)| !known(name)) {
             bail!(
                 "program {name} is in the eBPF object but cowscope does not attach it (add it to loader::TRACEPOINTS)"
@@ -165,6 +170,26 @@ impl Probe {
         }
         self.markers = true;
         Ok(true)
+    }
+
+    /// Attaches the uprobe pair on `fork()` in the libc that `pid` maps (for
+    /// the fork as its caller sees it); returns the libc, `None` if `pid` maps
+    /// none (a static binary: then only the syscall is timed).
+    pub fn attach_libc_fork(&mut self, pid: u32) -> Result<Option<std::path::PathBuf>> {
+        let Some(libc) = procfs::libc_of(pid) else {
+            return Ok(None);
+        };
+        for name in [libc_fork::ENTRY, libc_fork::RETURN] {
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load().map_err(|e| anyhow!("the kernel refused program {name}: {}", verifier(&e)))?;
+            prog.attach(libc_fork::SYMBOL, &libc, UProbeScope::AllProcesses)
+                .map_err(|e| anyhow!("cannot attach a uprobe to fork in {}: {}", libc.display(), explain(&e)))?;
+        }
+        Ok(Some(libc))
     }
 
     /// Pages `pid` has copied since it was followed, while it is followed.

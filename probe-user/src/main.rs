@@ -50,6 +50,11 @@ fn run(cli: Cli) -> Result<()> {
         bail!("needs root to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo");
     }
     let verbose = cli.verbose > 0;
+    // On for the whole recording (the kernel keeps copy counts only for tasks
+    // created while it is on, so before a command is started), restored after.
+    let _delayacct = taskstats::DelayAcct::enable()
+        .map_err(|e| log::warn!("no self-check: cannot enable delay accounting: {e:#}"))
+        .ok();
     let (options, mut spawned, pid) = match &cli.command {
         Command::Record { pid, options } => (options, None, target::existing(*pid)?),
         Command::Run { as_user, options, command } => {
@@ -86,10 +91,6 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>, ve
     let layout = tracefs::layout(&tracefs::root()?)?;
     let limits = loader::Limits { max_pages: options.max_pages, ring_bytes: options.ring_mib << 20 };
     let mut probe = loader::Probe::load(&layout, &limits)?;
-    // Restored when the recording ends, however it ends.
-    let _delayacct = taskstats::DelayAcct::enable()
-        .map_err(|e| log::warn!("no self-check: cannot enable delay accounting: {e:#}"))
-        .ok();
     let existing = if spawned.is_some() { Vec::new() } else { attach::children(pid) };
     let (adopted, followed_at) = probe.follow(pid, &existing)?;
     let exe = match &spawned {
@@ -101,6 +102,11 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>, ve
         && probe.attach_markers(exe)?
     {
         log::info!("cowstore markers found in {}", exe.display());
+    }
+    match probe.attach_libc_fork(pid) {
+        Ok(Some(libc)) => log::info!("timing fork() calls in {}", libc.display()),
+        Ok(None) => log::info!("PID {pid} maps no libc: fork timed as a syscall only"),
+        Err(e) => log::warn!("fork timed as a syscall only: {e:#}"),
     }
     let comm = match (&spawned, &exe) {
         (Some(_), Some(exe)) => exe.file_name().unwrap_or_default().to_string_lossy().into_owned(),

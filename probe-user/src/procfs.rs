@@ -205,6 +205,18 @@ pub fn vmstat_delta(before: &Vmstat, after: &Vmstat) -> Vmstat {
     after.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*before.get(k).unwrap_or(v)))).collect()
 }
 
+/// The C library a process maps (`libc.so.6` or the like), as a path it can be opened by.
+pub fn libc_of(pid: u32) -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let path = parse_smaps(&maps).into_iter().map(|r| r.path).find(|p| {
+        let name = p.rsplit('/').next().unwrap_or("");
+        name.starts_with("libc.so") || name.starts_with("libc-")
+    })?;
+    // Through the process's root, in case it runs in another mount namespace.
+    let rooted = std::path::PathBuf::from(format!("/proc/{pid}/root{path}"));
+    Some(if rooted.exists() { rooted } else { path.into() })
+}
+
 /// Path behind a process's file descriptor.
 pub fn fd_path(pid: u32, fd: u32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())

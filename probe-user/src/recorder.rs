@@ -116,7 +116,9 @@ impl Recorder {
                     // The child's address space is the parent's as it was at
                     // the fork (the parent's copies and THP splits have not
                     // touched it), and reading it does not hold up the parent.
-                    if let Some(space) = AddressSpace::read(e.child).or_else(|| AddressSpace::read(e.parent)) {
+                    // A child already gone leaves the parent's latest mappings
+                    // to place its pages (never a walk of the parent's).
+                    if let Some(space) = AddressSpace::read(e.child) {
                         self.at_fork.insert((e.parent, e.epoch), space);
                     }
                     if e.parent == self.root
@@ -141,6 +143,7 @@ impl Recorder {
                 }
             }
             Record::Exiting(e) => self.forks.exiting(e),
+            Record::ForkCall(e) => self.forks.fork_call(e),
             Record::Sync(e) => self.files.sync(e),
             Record::Write(e) => self.files.write(e),
             Record::Close(e) => self.files.close(e),
@@ -205,8 +208,9 @@ impl Recorder {
                 let before = self.window_pairs.get(&epoch).copied().or(self.selfcheck.before(0));
                 match (ended, before) {
                     (Some(end), Some(before)) if after.ts >= end => {
+                        let check = self.selfcheck.between(before, after);
                         if let Some(w) = self.forks.window_mut(self.root, epoch) {
-                            w.self_check = Some(SelfCheck::between(before, after));
+                            w.self_check = check;
                         }
                         self.window_pairs.remove(&epoch);
                     }
@@ -260,7 +264,7 @@ impl Recorder {
                 };
                 self.previous = Some(cumulative);
                 let start = self.interval_pair.or(self.selfcheck.before(0));
-                let check = start.zip(self.selfcheck.latest()).map(|(a, b)| SelfCheck::between(a, b));
+                let check = start.zip(self.selfcheck.latest()).and_then(|(a, b)| self.selfcheck.between(a, b));
                 (cow, self.interval_start, check)
             }
         };
@@ -285,7 +289,7 @@ impl Recorder {
             files: self.files.report(scope),
             exposure: probe.markers.then(|| self.exposure.report(scope)),
             self_check,
-            self_check_unavailable: self.selfcheck.unavailable.clone(),
+            self_check_unavailable: self.selfcheck.why_not(),
             drops: Drops {
                 ring_buffer: c(counter::DROP_RING),
                 page_map: c(counter::DROP_PAGES),

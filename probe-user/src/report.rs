@@ -245,9 +245,12 @@ impl Report {
                 None => String::new(),
             };
             let kind = if w.epoch > 0 { format!("window {}", w.epoch) } else { "shares memory, no window".to_string() };
-            let fork = match w.fork_latency_ns {
-                Some(ns) => format!("fork {}", human_ns(ns)),
-                None => "fork not seen".to_string(),
+            let fork = match (w.fork_latency_ns, w.fork_call_ns) {
+                (Some(ns), Some(call)) => {
+                    format!("fork {} (syscall), {} (caller's fork())", human_ns(ns), human_ns(call))
+                }
+                (Some(ns), None) => format!("fork {} (syscall)", human_ns(ns)),
+                (None, _) => "fork not seen".to_string(),
             };
             let at = if w.start_ns >= 0 {
                 format!("at +{}", human_ns(w.start_ns as u64))
@@ -302,6 +305,12 @@ impl Report {
         if f.latency.count > 0 {
             out.push('\n');
             out.push_str(&f.latency.render("fork latency (syscall entry to return in the parent)"));
+        }
+        if f.call_latency.count > 0 {
+            out.push('\n');
+            out.push_str(&f.call_latency.render(
+                "fork latency as the caller saw it (libc fork() to return: what Redis's latest_fork_usec measures)",
+            ));
         }
         if f.lifetime.count > 0 {
             out.push('\n');

@@ -93,7 +93,7 @@ pub struct SelfCheck {
     first: Option<Pair>,
     recent: VecDeque<Pair>,
     /// Why no pair could be read, once that happened.
-    pub unavailable: Option<String>,
+    unavailable: Option<String>,
 }
 
 impl SelfCheck {
@@ -132,14 +132,39 @@ impl SelfCheck {
         self.recent.back().copied()
     }
 
-    /// Agreement between two pairs.
-    pub fn between(from: Pair, to: Pair) -> Agreement {
-        Agreement::new(to.kernel.saturating_sub(from.kernel), to.ours.saturating_sub(from.ours))
+    /// Agreement between two pairs, `None` if the kernel keeps no count for the target.
+    pub fn between(&self, from: Pair, to: Pair) -> Option<Agreement> {
+        self.kernel_counts()
+            .then(|| Agreement::new(to.kernel.saturating_sub(from.kernel), to.ours.saturating_sub(from.ours)))
     }
 
     /// Agreement over the whole recording so far.
     pub fn whole(&self) -> Option<Agreement> {
-        Some(Self::between(self.first?, self.latest()?))
+        self.between(self.first?, self.latest()?)
+    }
+
+    /// Whether the kernel counts the target's copies: delay accounting keeps
+    /// counts only for tasks created while `kernel.task_delayacct` was 1. A
+    /// count that never moved while cowscope's did says it keeps none.
+    fn kernel_counts(&self) -> bool {
+        match (self.first, self.latest()) {
+            (Some(first), Some(last)) => first.kernel > 0 || last.kernel > 0 || last.ours - first.ours <= SLACK,
+            _ => false,
+        }
+    }
+
+    /// Why there is no self-check, if there is none.
+    pub fn why_not(&self) -> Option<String> {
+        if let Some(why) = &self.unavailable {
+            return Some(why.clone());
+        }
+        (!self.kernel_counts() && self.first.is_some()).then(|| {
+            format!(
+                "the kernel keeps no copy count for PID {}: it started while kernel.task_delayacct was 0 \
+                 (enable it before starting the target, or start it with `cowscope run`)",
+                self.tgid
+            )
+        })
     }
 }
 
@@ -170,5 +195,13 @@ mod tests {
         assert_eq!(c.before(5).map(|p| p.ts), Some(10));
         let w = c.whole().expect("pairs");
         assert_eq!((w.kernel, w.cowscope), (15, 14));
+        assert_eq!(c.why_not(), None);
+        let mut blind = SelfCheck::new(0);
+        for (ts, o) in [(10, 0), (20, 500)] {
+            blind.recent.push_back(Pair { ts, kernel: 0, ours: o });
+        }
+        blind.first = blind.recent.front().copied();
+        assert_eq!(blind.whole(), None);
+        assert!(blind.why_not().expect("a reason").contains("task_delayacct"));
     }
 }

@@ -2,7 +2,8 @@
 //! (followed from then on) and the snapshot window each child holds open.
 
 use super::state::{
-    CALL_CLONE, INFLIGHT, Inflight, TASKS, add, count, emit, enter, field, forget_fault, ids, leave, now, read,
+    CALL_CLONE, INFLIGHT, Inflight, TASKS, add, count, emit, emit_lazy, enter, field, forget_fault, ids, leave, now,
+    read,
 };
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
 use aya_log_ebpf::{debug, warn};
@@ -141,7 +142,9 @@ fn finish_clone(ctx: &TracePointContext) {
         parent_copies: call.copies,
         child_seen_ns: call.child_ts,
     };
-    emit(fork.event());
+    // No wake-up: userspace must not preempt the parent on its way back to
+    // the caller (that would stretch the fork it measures).
+    emit_lazy(fork.event());
 }
 
 /// `syscalls:sys_exit_clone`.

@@ -28,6 +28,10 @@ pub static PAGES: HashMap<PageKey, PageStat> = HashMap::with_max_entries(1 << 22
 #[map]
 pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(16384, 0);
 
+/// Calls to libc's `fork()` in flight per thread: entry time.
+#[map]
+pub static FORK_CALLS: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
+
 /// Syscalls in flight per thread, for their latency.
 #[map]
 pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(16384, 0);
