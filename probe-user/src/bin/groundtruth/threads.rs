@@ -6,7 +6,10 @@ use crate::{
     truth,
 };
 use serde_json::{Value, json};
-use std::sync::Barrier;
+use std::sync::{
+    Barrier,
+    atomic::{AtomicBool, Ordering},
+};
 
 /// N threads (not pinned) each write PAGES disjoint pages of one region at
 /// the same time, right after the main thread forked; the child lives until
@@ -14,8 +17,11 @@ use std::sync::Barrier;
 pub fn run(threads: usize, pages: usize) -> Value {
     let region = Region::private(threads * pages, false);
     region.write(0..threads * pages, 1);
-    // `ready`: every thread has read its count; `go`: the fork is done.
-    let (ready, go) = (Barrier::new(threads + 1), Barrier::new(threads + 1));
+    // `ready`: every thread has read its count; `go`: the fork is done. The
+    // threads spin on `go` rather than sleep, so that they are running, on
+    // every CPU they can get, when the first copies happen (the mm is live
+    // on several CPUs: TLB flushes become remote).
+    let (ready, go) = (Barrier::new(threads + 1), AtomicBool::new(false));
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -25,7 +31,9 @@ pub fn run(threads: usize, pages: usize) -> Value {
                     let tid = unsafe { libc::gettid() };
                     let before = truth::thread_copies();
                     ready.wait();
-                    go.wait();
+                    while !go.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
                     let start = std::time::Instant::now();
                     region.write(t * pages..(t + 1) * pages, 2);
                     let write_ns = start.elapsed().as_nanos() as u64;
@@ -47,7 +55,7 @@ pub fn run(threads: usize, pages: usize) -> Value {
         // Fork safety: the held child touches no lock (see child.rs).
         let held = child::fork_held();
         let pid = held.pid;
-        go.wait();
+        go.store(true, Ordering::Release);
         let per_thread: Vec<Value> =
             workers.into_iter().map(|w| w.join().unwrap_or_else(|_| crate::fail("a writer panicked"))).collect();
         let child_private_dirty_kib = truth::private_dirty_kib(pid);
