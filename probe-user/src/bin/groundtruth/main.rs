@@ -6,11 +6,12 @@
 //! Every workload but `sync` and `markers` needs `kernel.task_delayacct` on
 //! *before* it starts (the kernel counts only tasks created while it is on:
 //! started with it off, a workload turns it on, says so and fails) and
-//! reports taskstats' `wpcopy_count` of the whole process (all threads, exited ones included):
-//! `wpcopy_before` just before the (first) fork and `wpcopy_after` once the
-//! last window has closed, with `wpcopy_delay_ns` the time spent copying in
-//! between. A few copies beyond the pages written are the process's own
-//! stack, heap and libc data.
+//! reports taskstats' `wpcopy_count` of the whole process (all threads,
+//! exited ones included): `wpcopy_before` just before the (first) fork and
+//! `wpcopy_after` once the last window has closed (most also give
+//! `wpcopy_delay_ns`, the time spent copying in between). A few copies
+//! beyond the pages written (about 4 per fork) are the process's own stack,
+//! heap and libc data.
 //!
 //! - `cow MIB PAGES AFTER ZERO THP RESULT`: maps MIB of private anonymous
 //!   memory (`MADV_HUGEPAGE` if THP is 1), writes it but for its last ZERO
@@ -23,8 +24,8 @@
 //!   pages at the same time, right after the main thread forked; the child
 //!   exits once all have written.
 //! - `children N PAGES RESULT`: N children in a row with overlapping
-//!   windows: child k+1 is forked while child k lives, then the parent writes
-//!   PAGES pages of its own, then child k exits.
+//!   windows: child k+1 is forked while child k lives, then the parent
+//!   writes PAGES new pages (both children alive), then child k exits.
 //! - `child-writes PAGES RESULT`: the child writes PAGES shared pages (its
 //!   own copies) while the parent idles, and reports its own count.
 //! - `madvise PAGES RESULT`: after a fork, writes PAGES pages in each of a
@@ -138,7 +139,7 @@ pub fn fail(why: &str) -> ! {
     std::process::exit(1)
 }
 
-/// Writes `value` to `path` whole: a reader sees no file or all of it.
+/// Writes `text` to `path` whole: a reader sees no file or all of it.
 pub fn write_file(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
