@@ -10,10 +10,18 @@
 //!   The kernel adds up the live threads and the threads that have already
 //!   exited (each exiting thread of a multi-threaded process folds its counts
 //!   into `signal->stats`). Measured on 6.18: 4 threads that wrote 2,048
-//!   copied pages each and were joined still count, +8,194 in all. Children
-//!   are other processes and are never included.
-//! - The counters only move while `kernel.task_delayacct` is 1: [`DelayAcct`]
-//!   turns it on and puts the old value back when dropped.
+//!   copied pages each and were then joined still count (+8,217 in all).
+//!   Children are other processes and are never included.
+//!
+//! The counters only move while `kernel.task_delayacct` is 1 ([`DelayAcct`]
+//! turns it on), and only for tasks *created* while it was 1: the kernel
+//! gives a task its delay record at fork and never later, and taskstats
+//! cannot tell such a task from one that copied nothing (its CPU fields are
+//! filled either way). Measured on 6.18: a process started with the sysctl
+//! at 0 that turned it on itself saw +0 for the 2,048 copies of its main
+//! thread, while the threads and children it started afterwards counted
+//! theirs. [`DelayAcct::was_on`] says whether tasks already running may be
+//! uncounted.
 //!
 //! Asking needs CAP_NET_ADMIN (the command is `GENL_ADMIN_PERM`). A copy of a
 //! page that maps the shared zero page counts too (it is a `wp_page_copy`).
@@ -91,14 +99,23 @@ impl DelayAcct {
     pub fn enable() -> Result<DelayAcct, Error> {
         let previous = fs::read_to_string(DELAYACCT)
             .map_err(|e| Error::Unavailable(format!("{DELAYACCT}: {e} (kernel without CONFIG_TASK_DELAY_ACCT?)")))?;
-        fs::write(DELAYACCT, "1").map_err(|e| Error::Unavailable(format!("cannot enable {DELAYACCT}: {e}")))?;
-        Ok(DelayAcct { previous: previous.trim().to_owned() })
+        let previous = previous.trim().to_owned();
+        if previous != "1" {
+            fs::write(DELAYACCT, "1").map_err(|e| Error::Unavailable(format!("cannot enable {DELAYACCT}: {e}")))?;
+        }
+        Ok(DelayAcct { previous })
+    }
+
+    /// Whether accounting was already on. If not, every task that existed
+    /// before [`DelayAcct::enable`] counts no copies, ever.
+    pub fn was_on(&self) -> bool {
+        self.previous == "1"
     }
 }
 
 impl Drop for DelayAcct {
     fn drop(&mut self) {
-        if self.previous != "1"
+        if !self.was_on()
             && let Err(e) = fs::write(DELAYACCT, &self.previous)
         {
             eprintln!("warning: could not restore {DELAYACCT} to {}: {e}", self.previous);
@@ -177,6 +194,9 @@ fn message(family: u16, cmd: u8, attrs: &[u8]) -> Vec<u8> {
     msg
 }
 
+/// Bytes received per reply: a taskstats reply is about 500 bytes.
+const REPLY: usize = 2048;
+
 /// Sends one request and returns the reply, or the error the kernel sent.
 fn exchange(fd: &OwnedFd, family: u16, cmd: u8, attrs: &[u8]) -> Result<Vec<u8>, Error> {
     let msg = message(family, cmd, attrs);
@@ -184,15 +204,20 @@ fn exchange(fd: &OwnedFd, family: u16, cmd: u8, attrs: &[u8]) -> Result<Vec<u8>,
     if unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) } < 0 {
         return Err(Error::Io(io::Error::last_os_error()));
     }
-    let mut buf = vec![0u8; 8192];
+    // On the stack: it writes no new heap memory, which after a fork would
+    // itself be copied and show in the very counts being read.
+    let mut buf = [0u8; REPLY];
     // SAFETY: `buf` is writable for its length.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
     if n < 0 {
         return Err(Error::Io(io::Error::last_os_error()));
     }
-    buf.truncate(n as usize);
-    check_error(&buf)?;
-    Ok(buf)
+    if n as usize > REPLY {
+        return Err(Error::Io(io::Error::other(format!("taskstats reply of {n} bytes exceeds {REPLY}"))));
+    }
+    let reply = &buf[..n as usize];
+    check_error(reply)?;
+    Ok(reply.to_vec())
 }
 
 /// Turns a netlink error message into an [`Error`]; other replies pass.
@@ -312,8 +337,9 @@ mod tests {
         assert!(error(0).is_ok());
     }
 
-    /// Needs root: this thread's and this process's own counts, before and
-    /// after copying pages it shares with a child.
+    /// Needs root: a thread's and its process's own counts, before and
+    /// after copying pages it shares with a child. The thread is started
+    /// after accounting is on: the test harness's threads may predate it.
     #[test]
     fn counts_own_copies_when_root() {
         if !nix::unistd::geteuid().is_root() {
@@ -321,13 +347,19 @@ mod tests {
             return;
         }
         let _on = DelayAcct::enable().unwrap();
-        let tid = nix::unistd::gettid().as_raw() as u32;
+        std::thread::spawn(copy_and_count).join().unwrap();
+    }
+
+    fn copy_and_count() {
+        // SAFETY: gettid(2) has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
         let pid = std::process::id();
         let pages = 256;
-        let mut buf = vec![1u8; pages * 4096 + 4096];
+        let mut buf = vec![1u8; (pages + 1) * 4096];
         let tid_before = wpcopy(tid).unwrap();
         let tgid_before = wpcopy_tgid(pid).unwrap();
-        // SAFETY: the child only sleeps and exits (no locks, no allocation).
+        // SAFETY: the child only sleeps and exits: async-signal-safe calls,
+        // no lock another thread of the harness may hold.
         let child = unsafe { libc::fork() };
         assert!(child >= 0);
         if child == 0 {
@@ -337,15 +369,19 @@ mod tests {
             }
         }
         for b in buf.iter_mut().step_by(4096) {
-            // SAFETY: a plain byte of our own buffer; volatile so the write happens.
+            // SAFETY: a byte of our own buffer; volatile so the write happens.
             unsafe { std::ptr::write_volatile(b, 2) };
         }
         let tid_after = wpcopy(tid).unwrap();
         let tgid_after = wpcopy_tgid(pid).unwrap();
+        // SAFETY: reaps our own child.
         unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         let copies = tid_after.count - tid_before.count;
         assert!((pages as u64..pages as u64 + 64).contains(&copies), "{copies} copies");
-        assert!(tid_after.delay_total_ns > tid_before.delay_total_ns);
+        let ns = tid_after.delay_total_ns - tid_before.delay_total_ns;
+        // A copy takes ~2 µs here; 0.1–100 µs per copy rules out reading a
+        // neighbouring field.
+        assert!((100 * copies..100_000 * copies).contains(&ns), "{ns} ns for {copies} copies");
         assert!(tgid_after.count - tgid_before.count >= copies);
         assert!(matches!(wpcopy(child as u32), Err(Error::NoSuchTask(id)) if id == child as u32));
     }
