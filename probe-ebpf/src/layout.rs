@@ -45,6 +45,8 @@ pub struct Layout {
     pub sys_fd: Field,
     /// `ret` of every `sys_exit_*` record the programs read (checked to agree).
     pub sys_ret: Field,
+    /// `sched:sched_process_free` `pid`.
+    pub free_pid: Field,
     /// `signal:signal_deliver` `sig`.
     pub signal_sig: Field,
     /// `signal:signal_deliver` `sa_handler`.
@@ -75,6 +77,7 @@ impl Layout {
         clone3_args: Field::ABSENT,
         sys_fd: Field::ABSENT,
         sys_ret: Field::ABSENT,
+        free_pid: Field::ABSENT,
         signal_sig: Field::ABSENT,
         signal_handler: Field::ABSENT,
         gfp_zero: 0,

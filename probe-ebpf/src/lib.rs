@@ -19,7 +19,7 @@ pub mod state;
 
 pub use layout::{Field, Layout};
 pub use record::{Event, Record};
-pub use state::{PageKey, PageStat, Task, counter, task};
+pub use state::{PageKey, PageStat, Pending, Task, counter, task};
 
 /// Bits of `exceptions:page_fault_user` `error_code` (x86 `X86_PF_*`).
 pub mod fault {
@@ -107,6 +107,7 @@ mod pod {
     unsafe impl aya::Pod for super::Task {}
     unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::PageStat {}
+    unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::Event {}
 }
 

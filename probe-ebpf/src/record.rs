@@ -32,6 +32,7 @@ const CLOSE: u32 = 7;
 const FIRST_SYNC: u32 = 8;
 const EXEC: u32 = 9;
 const FORK_CALL: u32 = 10;
+const WINDOW_END: u32 = 11;
 
 /// A followed process forked (a thread is not a fork).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,17 @@ pub struct Exit {
     pub exit_code: Option<u32>,
     /// A signal delivered with its default, fatal action (0: none seen).
     pub signal: u32,
+}
+
+/// A window-holding child's memory is gone (after its exit): its window is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowEnd {
+    /// The child.
+    pub child: u32,
+    /// Its parent.
+    pub parent: u32,
+    /// When, ns.
+    pub ts: u64,
 }
 
 /// A child holding a window open called `exit_group` (its exit still takes time).
@@ -206,6 +218,8 @@ pub enum Record {
     Exec(Exec),
     /// See [`ForkCall`].
     ForkCall(ForkCall),
+    /// See [`WindowEnd`].
+    WindowEnd(WindowEnd),
 }
 
 impl Fork {
@@ -223,6 +237,14 @@ impl Fork {
             b: self.epoch as u64 | (self.parent_copies as u64) << 32,
             c: self.child_seen_ns,
         }
+    }
+}
+
+impl WindowEnd {
+    /// The record on the wire.
+    #[inline(always)]
+    pub fn event(&self) -> Event {
+        Event { kind: WINDOW_END, tgid: self.child, aux: self.parent, ts: self.ts, ..Event::default() }
     }
 }
 
@@ -420,6 +442,7 @@ impl Event {
             CLOSE => Record::Close(fd),
             FIRST_SYNC => Record::FirstSync(fd),
             EXEC => Record::Exec(Exec { tgid: self.tgid, ts: self.ts }),
+            WINDOW_END => Record::WindowEnd(WindowEnd { child: self.tgid, parent: self.aux, ts: self.ts }),
             FORK_CALL => Record::ForkCall(ForkCall {
                 parent: self.tgid,
                 tid: self.tid,
@@ -450,6 +473,8 @@ mod tests {
             child_seen_ns: 3,
         };
         assert_eq!(fork.event().decode(), Some(Record::Fork(fork)));
+        let end = WindowEnd { child: 1, parent: 2, ts: 3 };
+        assert_eq!(end.event().decode(), Some(Record::WindowEnd(end)));
         let call = ForkCall { parent: 1, tid: 2, child: 3, entry_ns: 4, latency_ns: 5 };
         assert_eq!(call.event().decode(), Some(Record::ForkCall(call)));
         for exit_code in [Some(0), Some(255), None] {

@@ -38,6 +38,8 @@ pub mod task {
     pub const WINDOW: u32 = 4;
     /// The child was already alive when recording started: its window's start was not seen.
     pub const ATTACHED: u32 = 8;
+    /// The child exited and is releasing its memory: its window is still open.
+    pub const TEARDOWN: u32 = 16;
 }
 
 /// Per-page key of the copy-on-write map: whose window, which page, and
@@ -88,6 +90,32 @@ pub struct PageStat {
     /// the kernel gave a fresh zeroed page, which happens with or without a fork.
     pub zero_fills: u32,
 }
+
+/// A write fault waiting for the allocation and TLB flush that mark a copy
+/// (per thread): its page's fault is counted, its outcome not yet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pending {
+    /// The faulting page.
+    pub key: PageKey,
+    /// When the fault happened.
+    pub ts: u64,
+    /// Counter to bump if the fault turns out to be a copy.
+    pub copy_counter: u32,
+    /// What was allocated since the fault: [`ALLOC_NONE`], [`ALLOC_COPY`] or [`ALLOC_ZEROED`].
+    pub allocated: u32,
+    /// The faulting process (the key's owner is its parent when a child faulted).
+    pub tgid: u32,
+    /// Keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+
+/// [`Pending::allocated`]: nothing yet.
+pub const ALLOC_NONE: u32 = 0;
+/// [`Pending::allocated`]: a page to copy into.
+pub const ALLOC_COPY: u32 = 1;
+/// [`Pending::allocated`]: a zeroed page, replacing the shared zero page.
+pub const ALLOC_ZEROED: u32 = 2;
 
 /// Indices of the per-CPU counter array `COUNTERS`.
 pub mod counter {

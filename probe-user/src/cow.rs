@@ -32,26 +32,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, s: &PageStat) {
-        self.faults += s.faults as u64;
-        self.copies += s.copies as u64;
-        self.zero_fills += s.zero_fills as u64;
+    /// Adds what happened to one page since `before` (its counts when last
+    /// seen; all zero for a page not seen yet).
+    fn add(&mut self, before: &PageStat, now: &PageStat) {
+        let copies = now.copies.saturating_sub(before.copies);
+        let zero_fills = now.zero_fills.saturating_sub(before.zero_fills);
+        // Never fewer faults than outcomes, whatever the cut saw earlier.
+        self.faults += now.faults.saturating_sub(before.faults).max(copies + zero_fills) as u64;
+        self.copies += copies as u64;
+        self.zero_fills += zero_fills as u64;
         self.reuses = self.faults.saturating_sub(self.copies + self.zero_fills);
-        self.pages += 1;
-        self.copied_pages += (s.copies > 0) as u64;
+        self.pages += (before.faults == 0) as u64;
+        self.copied_pages += (before.copies == 0 && now.copies > 0) as u64;
         self.bytes_copied = self.copies * PAGE;
-    }
-
-    fn minus(&self, o: &Tally) -> Tally {
-        Tally {
-            faults: self.faults.saturating_sub(o.faults),
-            copies: self.copies.saturating_sub(o.copies),
-            reuses: self.reuses.saturating_sub(o.reuses),
-            zero_fills: self.zero_fills.saturating_sub(o.zero_fills),
-            pages: self.pages.saturating_sub(o.pages),
-            copied_pages: self.copied_pages.saturating_sub(o.copied_pages),
-            bytes_copied: self.bytes_copied.saturating_sub(o.bytes_copied),
-        }
     }
 }
 
@@ -72,14 +65,6 @@ impl Split {
             Role::Window => &mut self.parent_window,
             Role::Outside => &mut self.parent_outside,
             Role::Child => &mut self.child,
-        }
-    }
-
-    fn minus(&self, o: &Split) -> Split {
-        Split {
-            parent_window: self.parent_window.minus(&o.parent_window),
-            parent_outside: self.parent_outside.minus(&o.parent_outside),
-            child: self.child.minus(&o.child),
         }
     }
 }
@@ -191,12 +176,13 @@ pub struct Table {
 }
 
 impl Table {
-    /// Adds one page entry.
-    pub fn add(&mut self, ctx: &Context, key: &PageKey, stat: &PageStat) {
+    /// Adds one page entry: what happened to it since `before` (its counts
+    /// when it was last added to a table of the same series, or zeros).
+    pub fn add(&mut self, ctx: &Context, key: &PageKey, before: &PageStat, stat: &PageStat) {
         let found = ctx.locate(key.owner, key.epoch, key.page());
         if found.is_some_and(|(_, r)| r.shared()) {
-            self.shared.faults += stat.faults as u64;
-            self.shared.pages += 1;
+            self.shared.faults += stat.faults.saturating_sub(before.faults) as u64;
+            self.shared.pages += (before.faults == 0) as u64;
             return;
         }
         let role = match (key.child(), key.epoch) {
@@ -204,7 +190,7 @@ impl Table {
             (false, 0) => Role::Outside,
             (false, _) => Role::Window,
         };
-        self.total.slot(role).add(stat);
+        self.total.slot(role).add(before, stat);
         if key.epoch > 0 {
             let row = self.windows.entry((key.owner, key.epoch)).or_insert_with(|| WindowRow {
                 parent: key.owner,
@@ -213,10 +199,10 @@ impl Table {
                 parent_faults: Tally::default(),
                 child_faults: Tally::default(),
             });
-            if key.child() { &mut row.child_faults } else { &mut row.parent_faults }.add(stat);
+            if key.child() { &mut row.child_faults } else { &mut row.parent_faults }.add(before, stat);
         }
         let huge_page = found.is_some_and(|(s, _)| s.is_huge(key.page()));
-        if huge_page { &mut self.huge } else { &mut self.base }.slot(role).add(stat);
+        if huge_page { &mut self.huge } else { &mut self.base }.slot(role).add(before, stat);
         let (start, end, kind, path, anon_huge_bytes) = match found {
             Some((_, r)) => (r.start, r.end, r.kind, r.path.clone(), r.anon_huge_bytes),
             None => (0, 0, RegionKind::Unknown, "(not mapped when read)".to_string(), 0),
@@ -226,7 +212,7 @@ impl Table {
             .or_insert_with(|| RegionRow { start, end, kind, path, anon_huge_bytes, split: Split::default() })
             .split
             .slot(role)
-            .add(stat);
+            .add(before, stat);
     }
 
     /// The report of these rows.
@@ -249,44 +235,6 @@ impl Table {
 }
 
 impl CowReport {
-    /// What changed since `prev`, an earlier report of the same recording:
-    /// every row minus its earlier self (rows that did not change are left out).
-    pub fn since(&self, prev: &CowReport) -> CowReport {
-        let windows = self
-            .windows
-            .iter()
-            .map(|w| {
-                let before = prev.windows.iter().find(|p| (p.parent, p.epoch) == (w.parent, w.epoch));
-                WindowRow {
-                    parent_faults: w.parent_faults.minus(&before.map(|b| b.parent_faults).unwrap_or_default()),
-                    child_faults: w.child_faults.minus(&before.map(|b| b.child_faults).unwrap_or_default()),
-                    ..w.clone()
-                }
-            })
-            .filter(|w| w.parent_faults.faults + w.child_faults.faults > 0)
-            .collect();
-        let regions = self
-            .regions
-            .iter()
-            .map(|r| {
-                let before = prev.regions.iter().find(|p| (p.start, p.end, &p.path) == (r.start, r.end, &r.path));
-                RegionRow { split: r.split.minus(&before.map(|b| b.split).unwrap_or_default()), ..r.clone() }
-            })
-            .filter(|r| r.split != Split::default())
-            .collect();
-        CowReport {
-            total: self.total.minus(&prev.total),
-            windows,
-            regions,
-            base_pages: self.base_pages.minus(&prev.base_pages),
-            huge_pages: self.huge_pages.minus(&prev.huge_pages),
-            shared_mappings: SharedWrites {
-                faults: self.shared_mappings.faults.saturating_sub(prev.shared_mappings.faults),
-                pages: self.shared_mappings.pages.saturating_sub(prev.shared_mappings.pages),
-            },
-        }
-    }
-
     /// Whether the totals equal the sums of their breakdowns (base + huge
     /// pages, regions, and windows for the in-window rows).
     #[cfg(test)]
@@ -347,13 +295,14 @@ mod tests {
         let latest = HashMap::new();
         let ctx = Context { children: HashMap::from([((1, 1), 2)]), at_fork: &at_fork, latest: &latest };
         let mut t = Table::default();
+        let none = PageStat::default();
         let copy = PageStat { faults: 1, copies: 1, zero_fills: 0 };
         let reuse = PageStat { faults: 1, copies: 0, zero_fills: 0 };
-        t.add(&ctx, &PageKey::new(1, 1, 0x1000, false), &copy);
-        t.add(&ctx, &PageKey::new(1, 1, 0x2000, false), &copy);
-        t.add(&ctx, &PageKey::new(1, 1, 0x3000, true), &copy);
-        t.add(&ctx, &PageKey::new(1, 0, 0x4000, false), &reuse);
-        t.add(&ctx, &PageKey::new(1, 1, 0x10000, false), &reuse);
+        t.add(&ctx, &PageKey::new(1, 1, 0x1000, false), &none, &copy);
+        t.add(&ctx, &PageKey::new(1, 1, 0x2000, false), &none, &copy);
+        t.add(&ctx, &PageKey::new(1, 1, 0x3000, true), &none, &copy);
+        t.add(&ctx, &PageKey::new(1, 0, 0x4000, false), &none, &reuse);
+        t.add(&ctx, &PageKey::new(1, 1, 0x10000, false), &none, &reuse);
         let first = t.report(&ctx);
         assert!(first.consistent(), "{first:?}");
         assert_eq!(first.total.parent_window.copies, 2);
@@ -361,12 +310,15 @@ mod tests {
         assert_eq!(first.total.parent_outside.reuses, 1);
         assert_eq!(first.shared_mappings, SharedWrites { faults: 1, pages: 1 });
         assert_eq!(first.windows[0].child, 2);
-        t.add(&ctx, &PageKey::new(1, 1, 0x5000, false), &copy);
-        let second = t.report(&ctx);
-        let delta = second.since(&first);
+        // A later interval: one new page, and a page seen before faulting again.
+        let mut next = Table::default();
+        next.add(&ctx, &PageKey::new(1, 1, 0x5000, false), &none, &copy);
+        let twice = PageStat { faults: 2, copies: 0, zero_fills: 0 };
+        next.add(&ctx, &PageKey::new(1, 0, 0x4000, false), &reuse, &twice);
+        let delta = next.report(&ctx);
         assert_eq!(delta.total.parent_window.copies, 1);
-        assert_eq!(delta.total.child, Tally::default());
-        assert_eq!(delta.regions.len(), 1);
+        assert_eq!(delta.total.parent_outside.faults, 1);
+        assert_eq!(delta.total.parent_outside.pages, 0, "not a new page");
         assert!(delta.consistent(), "{delta:?}");
     }
 }

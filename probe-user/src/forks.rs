@@ -8,7 +8,7 @@ use crate::{
 };
 use probe_ebpf::{
     CLONE_VM,
-    record::{Exit, Exiting, Fork, ForkCall},
+    record::{Exit, Exiting, Fork, ForkCall, WindowEnd},
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -67,6 +67,12 @@ pub struct Window {
     pub ending: Option<Ending>,
     /// Whether the child has exited.
     pub exited: bool,
+    /// From the child's exit to its memory being released, ns: the window
+    /// lasts until then (the parent still copies pages the child holds).
+    pub teardown_ns: Option<u64>,
+    /// Whether the window is over (the child's memory is gone); always true
+    /// once exited for a child sharing memory.
+    pub released: bool,
     /// Pages the parent copied from the fork (or the attach) until the child
     /// called `exit`: the span a child's own accounting (Redis's
     /// `rdb_last_cow_size`) can cover.
@@ -116,7 +122,8 @@ pub struct ForksReport {
     pub latency: Summary,
     /// Fork latency as the caller saw it (libc's `fork()` call to return).
     pub call_latency: Summary,
-    /// Snapshot window (lifetime of children that shared no memory) distribution.
+    /// Snapshot window distribution: fork to the child's memory released, for
+    /// children that shared no memory.
     pub lifetime: Summary,
     /// Each child active in the report's scope.
     pub windows: Vec<Window>,
@@ -150,50 +157,47 @@ impl Forks {
     fn push(&mut self, mut w: Window) {
         if let Some((ts, ending)) = self.early_exits.remove(&w.child) {
             w.close(ts, ending);
-            self.record_lifetime(&w);
         }
         self.windows.push(w);
     }
 
-    fn record_lifetime(&mut self, w: &Window) {
-        if let (true, Some(ns)) = (w.epoch > 0, w.lifetime_ns) {
-            self.lifetime.record(ns);
-        }
-    }
-
-    /// Records the exit of a forked child; returns its window (parent, epoch) if it held one.
-    pub fn exit(&mut self, e: &Exit) -> Option<(u32, u32)> {
+    /// Records the exit of a forked child.
+    pub fn exit(&mut self, e: &Exit) {
         let ending = Ending::of(e);
-        match self.windows.iter().position(|w| w.child == e.tgid && !w.exited) {
-            Some(i) => {
-                self.windows[i].close(e.ts, ending);
-                let w = self.windows[i].clone();
-                self.record_lifetime(&w);
-                (w.epoch > 0).then_some((w.parent, w.epoch))
-            }
+        match self.windows.iter_mut().find(|w| w.child == e.tgid && !w.exited) {
+            Some(w) => w.close(e.ts, ending),
             None => {
                 self.early_exits.insert(e.tgid, (e.ts, ending));
-                None
             }
         }
     }
 
-    /// Records a window-holding child's call to `exit`.
-    pub fn exiting(&mut self, e: &Exiting) {
-        if let Some(w) = self.windows.iter_mut().find(|w| w.child == e.child && !w.exited) {
-            let copied = e.parent_copies.wrapping_sub(w.parent_copies_at_fork);
-            w.copies_before_exit = Some(copied as u64);
-        }
+    /// Records the end of a window (the child's memory released); returns it
+    /// as (parent, epoch).
+    pub fn window_end(&mut self, e: &WindowEnd) -> Option<(u32, u32)> {
+        let w = self.windows.iter_mut().find(|w| w.child == e.child && w.epoch > 0 && !w.released)?;
+        w.released = true;
+        w.teardown_ns = w.end_abs.map(|end| e.ts.saturating_sub(end));
+        self.lifetime.record(e.ts.saturating_sub(w.start_abs));
+        Some((w.parent, w.epoch))
+    }
+
+    /// Records a window-holding child's call to `exit`; returns its window.
+    pub fn exiting(&mut self, e: &Exiting) -> Option<(u32, u32)> {
+        let w = self.windows.iter_mut().find(|w| w.child == e.child && !w.exited)?;
+        let copied = e.parent_copies.wrapping_sub(w.parent_copies_at_fork);
+        w.copies_before_exit = Some(copied as u64);
+        Some((w.parent, w.epoch))
     }
 
     /// Whether a snapshot window is open.
     pub fn open(&self) -> bool {
-        self.windows.iter().any(|w| w.epoch > 0 && !w.exited)
+        self.windows.iter().any(|w| w.epoch > 0 && !w.released)
     }
 
-    /// Whether window `epoch` of `parent` has closed.
+    /// Whether window `epoch` of `parent` is over.
     pub fn closed(&self, parent: u32, epoch: u32) -> bool {
-        self.windows.iter().any(|w| w.parent == parent && w.epoch == epoch && w.exited)
+        self.windows.iter().any(|w| w.parent == parent && w.epoch == epoch && w.released)
     }
 
     /// The window `epoch` of `parent`.
@@ -204,7 +208,7 @@ impl Forks {
     /// Adds a point to the gauge of every open window; `copies` gives a
     /// process's running copy count (`Task::copies`).
     pub fn sample(&mut self, now: u64, copies: impl Fn(u32) -> Option<u32>) {
-        for w in self.windows.iter_mut().filter(|w| w.epoch > 0 && !w.exited) {
+        for w in self.windows.iter_mut().filter(|w| w.epoch > 0 && !w.released) {
             let Some(total) = copies(w.parent) else {
                 continue;
             };
@@ -234,7 +238,7 @@ impl Forks {
             .filter(|w| w.end_abs.is_none_or(|end| end >= since))
             .cloned()
             .map(|mut w| {
-                if !w.exited && w.epoch > 0 {
+                if !w.released && w.epoch > 0 {
                     w.vmstat_delta = procfs::vmstat_delta(&w.vmstat_at_fork, &now);
                 }
                 w
@@ -266,6 +270,8 @@ impl Window {
             exit_code: None,
             ending: None,
             exited: false,
+            teardown_ns: None,
+            released: false,
             copies_before_exit: None,
             vmstat_delta: Vmstat::new(),
             copy_gauge: Vec::new(),
@@ -288,11 +294,8 @@ impl Window {
         self.lifetime_ns = Some(ts.saturating_sub(self.start_abs));
         if self.epoch > 0 {
             self.vmstat_delta = procfs::vmstat_delta(&self.vmstat_at_fork, &procfs::vmstat());
+        } else {
+            self.released = true;
         }
-    }
-
-    /// When the child exited, `CLOCK_MONOTONIC` ns.
-    pub fn end_abs(&self) -> Option<u64> {
-        self.end_abs
     }
 }

@@ -13,7 +13,7 @@ use aya::{
         uprobe::{UProbeError, UProbeScope},
     },
 };
-use probe_ebpf::{Layout, PageKey, PageStat, Task, counter, libc_fork, marker, task};
+use probe_ebpf::{COPY_WINDOW_NS, Layout, PageKey, PageStat, Pending, Task, counter, libc_fork, marker, task};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -29,7 +29,9 @@ const TRACEPOINTS: &[(&str, &str)] = &[
     ("sched_process_fork", "sched"),
     ("sched_process_exit", "sched"),
     ("sched_process_exec", "sched"),
+    ("sched_process_free", "sched"),
     ("signal_deliver", "signal"),
+    ("signal_generate", "signal"),
     ("sys_enter_clone", "syscalls"),
     ("sys_exit_clone", "syscalls"),
     ("sys_enter_clone3", "syscalls"),
@@ -217,6 +219,16 @@ impl Probe {
         let map = self.ebpf.map("PAGES").context("PAGES")?;
         let pages: HashMap<&MapData, PageKey, PageStat> = HashMap::try_from(map)?;
         Ok(pages.iter().filter_map(|e| e.ok()).collect())
+    }
+
+    /// The pages of write faults still being resolved (counted as faults,
+    /// their copy or reuse not known yet): at most one per thread, younger
+    /// than [`COPY_WINDOW_NS`] (an older one can only be a reuse).
+    pub fn pending_pages(&self) -> Vec<PageKey> {
+        let Some(map) = self.ebpf.map("PENDING") else { return Vec::new() };
+        let Ok(pending) = HashMap::<&MapData, u32, Pending>::try_from(map) else { return Vec::new() };
+        let since = crate::recorder::monotonic_ns().saturating_sub(COPY_WINDOW_NS);
+        pending.iter().filter_map(|e| e.ok()).filter(|(_, p)| p.ts >= since).map(|(_, p)| p.key).collect()
     }
 
     /// Removes entries of the per-page map (folded into userspace).

@@ -19,12 +19,12 @@ mod report;
 mod selfcheck;
 mod session;
 mod target;
-mod taskstats;
 mod tracefs;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, Options};
+use probe_user::taskstats;
 use report::TargetInfo;
 use std::process::ExitCode;
 
@@ -116,16 +116,16 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>, ve
     let info = TargetInfo { pid, comm: comm.clone(), exe };
     let mut rec = recorder::Recorder::new(pid, info, spawned.is_none(), followed_at);
     rec.adopt(&adopted);
-    eprintln!("Tracing PID {pid} ({comm})... Hit Ctrl-C to end.");
-    for (c, window) in &adopted {
-        if *window > 0 {
-            eprintln!("cowscope: child {} was already running: window {window} recorded from now on", c.pid);
-        }
-    }
     if let Some(s) = spawned {
         s.release()?;
     }
+    let mut banner = format!("Tracing PID {pid} ({comm})... Hit Ctrl-C to end.");
+    for (c, window) in &adopted {
+        if *window > 0 {
+            banner += &format!("\ncowscope: child {} was already running: window {window} recorded from now on", c.pid);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
-    runtime.block_on(session::record(&mut probe, &mut rec, &plan, &mut out))?;
+    runtime.block_on(session::record(&mut probe, &mut rec, &plan, &mut out, &banner))?;
     Ok(())
 }

@@ -75,6 +75,10 @@ impl AddressSpace {
     pub fn read(pid: u32) -> Option<AddressSpace> {
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
         let regions = parse_smaps(&smaps);
+        if regions.is_empty() {
+            // An exiting process's memory is already gone.
+            return None;
+        }
         let huge_chunks = huge_chunks(pid, &regions);
         Some(AddressSpace { regions, huge_chunks })
     }
@@ -84,6 +88,9 @@ impl AddressSpace {
     pub fn reread_maps(pid: u32, previous: Option<&AddressSpace>) -> Option<AddressSpace> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
         let mut regions = parse_smaps(&maps);
+        if regions.is_empty() {
+            return None;
+        }
         let mut huge_chunks = HashSet::new();
         if let Some(prev) = previous {
             for r in &mut regions {

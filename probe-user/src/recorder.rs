@@ -13,7 +13,7 @@ use crate::{
     selfcheck::{Pair, SelfCheck},
 };
 use anyhow::Result;
-use probe_ebpf::{CLONE_VM, PageKey, Record, counter};
+use probe_ebpf::{CLONE_VM, PageKey, PageStat, Record, counter};
 use std::collections::HashMap;
 
 /// Current `CLOCK_MONOTONIC` time in ns, the clock the programs stamp events with.
@@ -43,8 +43,10 @@ pub struct Recorder {
     root_exit: Option<Ending>,
     /// Rows of closed windows, whose entries left the kernel's map.
     folded: cow::Table,
-    /// The cumulative table at the previous interval report.
-    previous: Option<CowReport>,
+    /// The same, since the previous interval report.
+    folded_interval: cow::Table,
+    /// Live page entries as the previous interval report saw them.
+    seen: HashMap<PageKey, PageStat>,
     selfcheck: SelfCheck,
     /// The self-check pair before each window of the target opened.
     window_pairs: HashMap<u32, Pair>,
@@ -77,7 +79,8 @@ impl Recorder {
             exposure: Exposure::default(),
             root_exit: None,
             folded: cow::Table::default(),
-            previous: None,
+            folded_interval: cow::Table::default(),
+            seen: HashMap::new(),
             selfcheck: SelfCheck::new(root),
             window_pairs: HashMap::new(),
             checks_due: Vec::new(),
@@ -116,10 +119,13 @@ impl Recorder {
                     // The child's address space is the parent's as it was at
                     // the fork (the parent's copies and THP splits have not
                     // touched it), and reading it does not hold up the parent.
-                    // A child already gone leaves the parent's latest mappings
-                    // to place its pages (never a walk of the parent's).
-                    if let Some(space) = AddressSpace::read(e.child) {
-                        self.at_fork.insert((e.parent, e.epoch), space);
+                    // A child already gone leaves the parent's mappings (not
+                    // a walk of its page tables) to place its pages.
+                    match AddressSpace::read(e.child) {
+                        Some(space) => {
+                            self.at_fork.insert((e.parent, e.epoch), space);
+                        }
+                        None => self.reread_maps(e.parent),
                     }
                     if e.parent == self.root
                         && let Some(pair) = self.selfcheck.before(e.entry_ns)
@@ -130,19 +136,34 @@ impl Recorder {
                 self.forks.fork(e, self.t0, self.vmstat_last.clone());
             }
             Record::Exit(e) if e.tgid == self.root => self.root_exit = Some(Ending::of(e)),
-            Record::Exit(e) => {
-                let attached = self.forks.windows.iter().any(|w| w.child == e.tgid && w.attached_mid_window);
-                if let Some((parent, epoch)) = self.forks.exit(e) {
+            Record::Exit(e) => self.forks.exit(e),
+            Record::WindowEnd(e) => {
+                let attached = self.forks.windows.iter().any(|w| w.child == e.child && w.attached_mid_window);
+                if let Some((parent, epoch)) = self.forks.window_end(e) {
                     if attached && e.ts < self.followed_at {
                         probe.close_lost_window(parent);
                     }
                     if parent == self.root {
+                        self.selfcheck.sample(monotonic_ns(), probe.copies_and_fills(self.root));
                         self.checks_due.push(epoch);
+                        self.check_windows();
                     }
                     self.fold(probe);
                 }
             }
-            Record::Exiting(e) => self.forks.exiting(e),
+            Record::Exiting(e) => {
+                // The child is leaving (a record that wakes cowscope): while
+                // the target surely lives, a self-check pair and, if the
+                // child's own read missed, the target's mappings.
+                if e.parent == self.root {
+                    self.selfcheck.sample(monotonic_ns(), probe.copies_and_fills(self.root));
+                }
+                if let Some((parent, epoch)) = self.forks.exiting(e)
+                    && !self.at_fork.contains_key(&(parent, epoch))
+                {
+                    self.reread_maps(parent);
+                }
+            }
             Record::ForkCall(e) => self.forks.fork_call(e),
             Record::Sync(e) => self.files.sync(e),
             Record::Write(e) => self.files.write(e),
@@ -158,6 +179,7 @@ impl Recorder {
                     self.target.exe = exe.display().to_string();
                 }
                 self.latest.remove(&pid);
+                self.reread_maps(pid);
             }
             Record::Exec(_) => {}
         }
@@ -169,14 +191,17 @@ impl Recorder {
     /// any window, at most one entry per page of the target).
     fn fold(&mut self, probe: &mut Probe) {
         let Ok(pages) = probe.pages() else { return };
-        let closed: Vec<(PageKey, probe_ebpf::PageStat)> =
+        let closed: Vec<(PageKey, PageStat)> =
             pages.into_iter().filter(|(k, _)| k.epoch > 0 && self.forks.closed(k.owner, k.epoch)).collect();
         if closed.is_empty() {
             return;
         }
         let ctx = context(&self.forks, &self.at_fork, &self.latest);
+        let zero = PageStat::default();
         for (k, s) in &closed {
-            self.folded.add(&ctx, k, s);
+            self.folded.add(&ctx, k, &zero, s);
+            let before = self.seen.remove(k).unwrap_or_default();
+            self.folded_interval.add(&ctx, k, &before, s);
         }
         let keys: Vec<PageKey> = closed.iter().map(|(k, _)| *k).collect();
         if let Err(e) = probe.remove_pages(&keys) {
@@ -201,44 +226,75 @@ impl Recorder {
         let now = monotonic_ns();
         self.vmstat_last = procfs::vmstat();
         self.selfcheck.sample(now, probe.copies_and_fills(self.root));
-        if let Some(after) = self.selfcheck.latest() {
-            let due = std::mem::take(&mut self.checks_due);
-            for epoch in due {
-                let ended = self.forks.window_mut(self.root, epoch).and_then(|w| w.end_abs());
-                let before = self.window_pairs.get(&epoch).copied().or(self.selfcheck.before(0));
-                match (ended, before) {
-                    (Some(end), Some(before)) if after.ts >= end => {
-                        let check = self.selfcheck.between(before, after);
-                        if let Some(w) = self.forks.window_mut(self.root, epoch) {
-                            w.self_check = check;
-                        }
-                        self.window_pairs.remove(&epoch);
-                    }
-                    _ => self.checks_due.push(epoch),
-                }
-            }
-        }
+        self.check_windows();
         if self.root_exit.is_none() && now.saturating_sub(self.last_read) >= REREAD_NS {
             self.last_read = now;
-            if let Some(space) = AddressSpace::reread_maps(self.root, self.latest.get(&self.root)) {
-                self.latest.insert(self.root, space);
-            }
+            self.reread_maps(self.root);
         }
         if self.forks.open() {
             self.forks.sample(now, |pid| probe.copies(pid));
         }
     }
 
-    /// The cumulative copy-on-write table: folded rows plus the live entries,
-    /// read once.
-    fn cow(&self, probe: &Probe) -> Result<(CowReport, usize)> {
-        let pages = probe.pages()?;
-        let ctx = context(&self.forks, &self.at_fork, &self.latest);
-        let mut table = self.folded.clone();
-        for (k, s) in &pages {
-            table.add(&ctx, k, s);
+    /// Rereads `pid`'s mappings (not its page tables), keeping what is known
+    /// of their THP backing.
+    fn reread_maps(&mut self, pid: u32) {
+        if let Some(space) = AddressSpace::reread_maps(pid, self.latest.get(&pid)) {
+            self.latest.insert(pid, space);
         }
-        Ok((table.report(&ctx), pages.len()))
+    }
+
+    /// Compares the kernel's count with cowscope's over each closed window of
+    /// the target: from the pair before its fork to the latest pair, taken
+    /// when its child left (or later). Both counts cover the same span, so
+    /// the agreement holds whatever the span.
+    fn check_windows(&mut self) {
+        let Some(after) = self.selfcheck.latest() else { return };
+        for epoch in std::mem::take(&mut self.checks_due) {
+            let before = self.window_pairs.remove(&epoch).or(self.selfcheck.before(0));
+            let check = before.and_then(|before| self.selfcheck.between(before, after));
+            if let Some(w) = self.forks.window_mut(self.root, epoch) {
+                w.self_check = check;
+            }
+        }
+    }
+
+    /// The copy-on-write table of `scope`, from the live entries read once:
+    /// cumulative, the folded rows plus every live entry; for an interval,
+    /// what the entries gained since the previous interval report. Returns
+    /// it with the number of live entries.
+    fn cow(&mut self, probe: &Probe, scope: Scope) -> Result<(CowReport, usize)> {
+        let mut pages = probe.pages()?;
+        // The cut: a fault still being resolved has not happened yet (it is
+        // counted with its outcome in the next report).
+        let pending = probe.pending_pages();
+        if !pending.is_empty() {
+            for (k, s) in &mut pages {
+                let unresolved = s.faults.saturating_sub(s.copies + s.zero_fills);
+                let n = pending.iter().filter(|p| *p == k).count() as u32;
+                s.faults -= n.min(unresolved);
+            }
+        }
+        let ctx = context(&self.forks, &self.at_fork, &self.latest);
+        let zero = PageStat::default();
+        let report = match scope {
+            Scope::Cumulative => {
+                let mut table = self.folded.clone();
+                for (k, s) in &pages {
+                    table.add(&ctx, k, &zero, s);
+                }
+                table.report(&ctx)
+            }
+            Scope::Interval => {
+                let mut table = std::mem::take(&mut self.folded_interval);
+                for (k, s) in &pages {
+                    table.add(&ctx, k, self.seen.get(k).unwrap_or(&zero), s);
+                }
+                self.seen = pages.iter().copied().collect();
+                table.report(&ctx)
+            }
+        };
+        Ok((report, pages.len()))
     }
 
     /// Builds a report. `Scope::Interval` covers the time since the previous
@@ -253,19 +309,14 @@ impl Recorder {
             }
         }
         let counters = probe.counters()?;
-        let (cumulative, entries) = self.cow(probe)?;
+        let (cow, entries) = self.cow(probe, scope)?;
         let c = |i: u32| counters[i as usize];
-        let (cow, since, self_check) = match scope {
-            Scope::Cumulative => (cumulative, self.t0, self.selfcheck.whole()),
+        let (since, self_check) = match scope {
+            Scope::Cumulative => (self.t0, self.selfcheck.whole()),
             Scope::Interval => {
-                let cow = match &self.previous {
-                    Some(prev) => cumulative.since(prev),
-                    None => cumulative.clone(),
-                };
-                self.previous = Some(cumulative);
                 let start = self.interval_pair.or(self.selfcheck.before(0));
                 let check = start.zip(self.selfcheck.latest()).and_then(|(a, b)| self.selfcheck.between(a, b));
-                (cow, self.interval_start, check)
+                (self.interval_start, check)
             }
         };
         self.reports += 1;

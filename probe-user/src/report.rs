@@ -234,9 +234,10 @@ impl Report {
         let f = &self.forks;
         let _ = writeln!(out, "forks: {} (threads created: {})", f.count, self.threads_created);
         for w in &f.windows {
-            let life = match w.lifetime_ns {
-                Some(ns) => format!("lived {}", human_ns(ns)),
-                None => "still alive".to_string(),
+            let life = match (w.lifetime_ns, w.teardown_ns) {
+                (Some(ns), Some(t)) => format!("lived {} + {} releasing its memory", human_ns(ns), human_ns(t)),
+                (Some(ns), None) => format!("lived {}", human_ns(ns)),
+                (None, _) => "still alive".to_string(),
             };
             let status = match &w.ending {
                 Some(Ending::Exit(c)) => format!(", exit status {c}"),
@@ -314,7 +315,7 @@ impl Report {
         }
         if f.lifetime.count > 0 {
             out.push('\n');
-            out.push_str(&f.lifetime.render("snapshot window (lifetime of children sharing no memory)"));
+            out.push_str(&f.lifetime.render("snapshot window (fork to the child's memory released)"));
         }
         out.push('\n');
     }

@@ -9,7 +9,7 @@
 //! before its fork and the first pair after its child's exit; the recording's
 //! compares the first pair with the last.
 
-use crate::taskstats;
+use probe_user::taskstats;
 use serde::Serialize;
 use std::collections::VecDeque;
 

@@ -75,8 +75,16 @@ fn drain(ring: &mut RingBuf<MapData>, rec: &mut Recorder, probe: &mut Probe) {
 }
 
 /// Records until the plan or the target ends it, printing interval reports
-/// and, unless the count of them ended it, the last report; returns why it ended.
-pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan, out: &mut Output) -> Result<&'static str> {
+/// and, unless the count of them ended it, the last report; returns why it
+/// ended. `banner` goes to stderr once the signals that end a recording are
+/// caught (a signal sent after it always gets its report).
+pub async fn record(
+    probe: &mut Probe,
+    rec: &mut Recorder,
+    plan: &Plan,
+    out: &mut Output,
+    banner: &str,
+) -> Result<&'static str> {
     // SAFETY: the ring buffer and the logger own their map fds, which stay
     // open and unchanged until the AsyncFd drops them.
     let mut ring = unsafe { AsyncFd::register_with_interest(probe.events()?, Interest::READABLE) }
@@ -95,6 +103,7 @@ pub async fn record(probe: &mut Probe, rec: &mut Recorder, plan: &Plan, out: &mu
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    eprintln!("{banner}");
     let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
     let deadline = plan.duration.map_or(far, |d| Instant::now() + d);
     let mut next_report = plan.interval.map_or(far, |i| Instant::now() + i);

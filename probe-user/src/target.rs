@@ -9,7 +9,7 @@ use nix::{
         signal::{Signal, kill},
         wait::{WaitPidFlag, WaitStatus, waitpid},
     },
-    unistd::{ForkResult, Gid, Pid, Uid, User, execvp, fork, pipe, pipe2, read, setgid, setgroups, setuid},
+    unistd::{ForkResult, Gid, Pid, Uid, User, execv, fork, pipe, pipe2, read, setgid, setgroups, setuid},
 };
 use std::{ffi::CString, os::fd::OwnedFd, path::PathBuf};
 
@@ -81,6 +81,8 @@ pub fn spawn(command: &[String], as_user: Option<&str>, stdout_to_stderr: bool) 
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .context("argument contains a NUL byte")?;
+    // The resolved path, run as is: no shell fallback for a file that is not a program.
+    let path = CString::new(exe.as_os_str().as_encoded_bytes()).context("path contains a NUL byte")?;
     let (gate_read, gate_write) = pipe().context("pipe")?;
     let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: cowscope is still single-threaded here; the child only calls
@@ -100,7 +102,7 @@ pub fn spawn(command: &[String], as_user: Option<&str>, stdout_to_stderr: bool) 
                 unsafe { libc::dup2(2, 1) };
             }
             let error = match setgroups(&[gid]).and(setgid(gid)).and(setuid(uid)) {
-                Ok(()) => execvp(&argv[0], &argv).err().unwrap_or(nix::Error::UnknownErrno),
+                Ok(()) => execv(&path, &argv).err().unwrap_or(nix::Error::UnknownErrno),
                 Err(e) => e,
             };
             let _ = nix::unistd::write(&status_write, &(error as i32).to_ne_bytes());

@@ -161,6 +161,7 @@ pub fn layout(root: &Path) -> Result<Layout> {
             ],
             "ret",
         )?,
+        free_pid: Format::read(root, "sched", "sched_process_free")?.field("pid")?,
         signal_sig: signal.field("sig")?,
         signal_handler: signal.field("sa_handler")?,
         gfp_zero,

@@ -22,13 +22,12 @@
 //! the same way, but with a zeroed allocation (`__GFP_ZERO`): that is a
 //! zero-page fill, not a copy, and it happens with or without a fork.
 
-use super::state::{
-    ALLOC_COPY, ALLOC_NONE, ALLOC_ZEROED, PENDING, Pending, TASKS, add, count, field, forget_fault, ids, now, page,
-    read,
-};
+use super::state::{PENDING, TASKS, add, count, field, forget_fault, ids, now, page, read};
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use probe_ebpf::{
-    COPY_WINDOW_NS, MIGRATE_MOVABLE, PageKey, TLB_LOCAL_MM_SHOOTDOWN, TLB_REMOTE_SEND_IPI, counter, fault, task,
+    COPY_WINDOW_NS, MIGRATE_MOVABLE, PageKey, Pending, TLB_LOCAL_MM_SHOOTDOWN, TLB_REMOTE_SEND_IPI, counter, fault,
+    state::{ALLOC_COPY, ALLOC_NONE, ALLOC_ZEROED},
+    task,
 };
 
 /// `exceptions:page_fault_user`: counts write faults on present pages of followed processes.

@@ -9,7 +9,7 @@ use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::Trace
 use aya_log_ebpf::{debug, warn};
 use probe_ebpf::{
     CLONE_THREAD, CLONE_VM, SIG_DFL, Task, counter, kills_by_default,
-    record::{Exec, Exit, Exiting, Fork},
+    record::{Exec, Exit, Exiting, Fork, WindowEnd},
     task,
 };
 
@@ -203,7 +203,10 @@ pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
 }
 
 /// `sched:sched_process_exit`: forgets the exiting thread's state and, when the
-/// whole process is gone, reports it and closes its parent's window.
+/// whole process is gone, reports it. A child holding a window open keeps it
+/// open until its memory is released (see [`signal_generate`]): this
+/// tracepoint fires before `exit_mm()`, and while the child tears its address
+/// space down the parent still copies the pages they share.
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
@@ -221,9 +224,21 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if !group_dead {
         return 0;
     }
-    if t.flags & task::WINDOW != 0
-        && let Some(parent) = TASKS.get_ptr_mut(t.parent)
-    {
+    let exit_code = (t.flags & task::EXITED != 0).then_some(t.exit_code);
+    emit(Exit { tgid, tid, parent: t.parent, ts: now(), exit_code, signal: t.signal }.event());
+    match TASKS.get_ptr_mut(tgid) {
+        // SAFETY: c points at the live map value of this process.
+        Some(c) if t.flags & task::WINDOW != 0 => unsafe { (*c).flags |= task::TEARDOWN },
+        _ => {
+            let _ = TASKS.remove(tgid);
+        }
+    }
+    0
+}
+
+/// Ends the window a child held open: its memory is gone.
+fn release_window(child: u32, t: &Task) {
+    if let Some(parent) = TASKS.get_ptr_mut(t.parent) {
         // SAFETY: parent points at the live map value of the parent.
         unsafe {
             if (*parent).live_children > 0 {
@@ -231,9 +246,38 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    let _ = TASKS.remove(tgid);
-    let exit_code = (t.flags & task::EXITED != 0).then_some(t.exit_code);
-    emit(Exit { tgid, tid, parent: t.parent, ts: now(), exit_code, signal: t.signal }.event());
+    let _ = TASKS.remove(child);
+    emit(WindowEnd { child, parent: t.parent, ts: now() }.event());
+}
+
+/// `signal:signal_generate`: an exiting child notifies its parent
+/// (`exit_notify()`, after `exit_mm()`): the window it held is over.
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate(_ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    // SAFETY: copied out.
+    if let Some(t) = (unsafe { TASKS.get(tgid) }).copied()
+        && t.flags & task::TEARDOWN != 0
+    {
+        release_window(tgid, &t);
+    }
+    0
+}
+
+/// `sched:sched_process_free`: the last word on a child that sent its parent
+/// no signal (cloned with no exit signal): its window ends when it is freed.
+#[tracepoint(category = "sched", name = "sched_process_free")]
+pub fn sched_process_free(ctx: TracePointContext) -> u32 {
+    let Some(pid) = read(&ctx, field!(free_pid)) else {
+        return 0;
+    };
+    let pid = pid as u32;
+    // SAFETY: copied out.
+    if let Some(t) = (unsafe { TASKS.get(pid) }).copied()
+        && t.flags & task::TEARDOWN != 0
+    {
+        release_window(pid, &t);
+    }
     0
 }
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
-use probe_ebpf::{Event, Field, Layout, PageKey, PageStat, Task, counter};
+use probe_ebpf::{Event, Field, Layout, PageKey, PageStat, Pending, Task, counter};
 
 /// Tracepoint field layout, overridden by the loader before load.
 #[unsafe(no_mangle)]
@@ -47,31 +47,6 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 /// Individual records for userspace (sized by the loader).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
-
-/// A write fault waiting for the allocation and TLB flush that mark a copy.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Pending {
-    /// The faulting page.
-    pub key: PageKey,
-    /// When the fault happened.
-    pub ts: u64,
-    /// Counter to bump if the fault turns out to be a copy.
-    pub copy_counter: u32,
-    /// What was allocated since the fault: [`ALLOC_NONE`], [`ALLOC_COPY`] or [`ALLOC_ZEROED`].
-    pub allocated: u32,
-    /// The faulting process (the key's owner is its parent when a child faulted).
-    pub tgid: u32,
-    /// Keeps the size a multiple of 8.
-    pub _pad: u32,
-}
-
-/// [`Pending::allocated`]: nothing yet.
-pub const ALLOC_NONE: u32 = 0;
-/// [`Pending::allocated`]: a page to copy into.
-pub const ALLOC_COPY: u32 = 1;
-/// [`Pending::allocated`]: a zeroed page, replacing the shared zero page.
-pub const ALLOC_ZEROED: u32 = 2;
 
 /// A syscall a thread has entered.
 #[repr(C)]

@@ -73,13 +73,16 @@ pub fn assert_no_drops(report: &Value) {
 
 /// Starts `cowscope record -p PID --json EXTRA...` and waits until it is attached.
 pub fn record(pid: u32, extra: &[&str]) -> Child {
-    let mut child = cowscope()
-        .args(["record", "-p", &pid.to_string(), "--json"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cowscope");
+    let pid = pid.to_string();
+    let mut args = vec!["record", "-p", &pid, "--json"];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+/// Starts `cowscope ARGS...` and waits until it is attached.
+pub fn start(args: &[&str]) -> Child {
+    let mut child =
+        cowscope().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start cowscope");
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     loop {

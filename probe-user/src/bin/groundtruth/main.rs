@@ -42,8 +42,7 @@
 //! - `forker MIB PERIOD_MS SECONDS RESULT`: forks every PERIOD_MS for
 //!   SECONDS and rewrites its MIB each time (a long recording's target).
 
-#[path = "../../taskstats.rs"]
-mod taskstats;
+use probe_user::taskstats;
 
 mod attach;
 mod child;
