@@ -286,6 +286,7 @@ mod tests {
                 })
                 .collect(),
             huge_chunks: Default::default(),
+            read_at: 0,
         }
     }
 

@@ -62,6 +62,8 @@ pub struct AddressSpace {
     pub regions: Vec<Region>,
     /// 2 MiB-aligned chunks backed by a transparent huge page.
     pub huge_chunks: HashSet<u64>,
+    /// When it was read, `CLOCK_MONOTONIC` ns.
+    pub read_at: u64,
 }
 
 impl AddressSpace {
@@ -80,7 +82,7 @@ impl AddressSpace {
             return None;
         }
         let huge_chunks = huge_chunks(pid, &regions);
-        Some(AddressSpace { regions, huge_chunks })
+        Some(AddressSpace { regions, huge_chunks, read_at: crate::recorder::monotonic_ns() })
     }
 
     /// Reads only the mappings (`/proc/PID/maps`, no page-table walk), keeping
@@ -100,7 +102,7 @@ impl AddressSpace {
             }
             huge_chunks = prev.huge_chunks.clone();
         }
-        Some(AddressSpace { regions, huge_chunks })
+        Some(AddressSpace { regions, huge_chunks, read_at: crate::recorder::monotonic_ns() })
     }
 
     /// The mapping that holds `addr`.
@@ -253,7 +255,7 @@ AnonHugePages:         0 kB
         assert_eq!(regions[2].kind, RegionKind::File);
         assert_eq!(regions[2].path, "/usr/lib/my lib.so");
         assert_eq!(regions[3].kind, RegionKind::Stack);
-        let space = AddressSpace { regions, huge_chunks: HashSet::from([0x7f0000200000]) };
+        let space = AddressSpace { regions, huge_chunks: HashSet::from([0x7f0000200000]), read_at: 0 };
         assert_eq!(space.region_of(0x7f0000001000).map(|r| r.kind), Some(RegionKind::Anon));
         assert!(space.region_of(0x7f0040001000).is_none());
         assert!(space.is_huge(0x7f0000201000));

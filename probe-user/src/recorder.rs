@@ -33,6 +33,8 @@ pub struct Recorder {
     t0: u64,
     followed_at: u64,
     at_fork: HashMap<(u32, u32), AddressSpace>,
+    /// Address spaces of children read as they started, before their fork record.
+    started: HashMap<u32, AddressSpace>,
     latest: HashMap<u32, AddressSpace>,
     last_read: u64,
     vmstat_start: Vmstat,
@@ -70,6 +72,7 @@ impl Recorder {
             t0: now,
             followed_at,
             at_fork: HashMap::new(),
+            started: HashMap::new(),
             latest: HashMap::new(),
             last_read: now,
             vmstat_start: procfs::vmstat(),
@@ -121,7 +124,7 @@ impl Recorder {
                     // touched it), and reading it does not hold up the parent.
                     // A child already gone leaves the parent's mappings (not
                     // a walk of its page tables) to place its pages.
-                    match AddressSpace::read(e.child) {
+                    match self.started.remove(&e.child).or_else(|| AddressSpace::read(e.child)) {
                         Some(space) => {
                             self.at_fork.insert((e.parent, e.epoch), space);
                         }
@@ -149,6 +152,18 @@ impl Recorder {
                         self.check_windows();
                     }
                     self.fold(probe);
+                }
+            }
+            Record::ChildStart(e) => {
+                let window = self.forks.windows.iter().find(|w| w.child == e.child).map(|w| (w.parent, w.epoch));
+                if window.is_none_or(|w| !self.at_fork.contains_key(&w))
+                    && let Some(space) = AddressSpace::read(e.child)
+                {
+                    match window {
+                        Some(w) => self.at_fork.insert(w, space),
+                        // Its fork record comes next.
+                        None => self.started.insert(e.child, space),
+                    };
                 }
             }
             Record::Exiting(e) => {
@@ -207,14 +222,16 @@ impl Recorder {
         if let Err(e) = probe.remove_pages(&keys) {
             log::warn!("cannot prune the page map: {e:#}");
         }
-        // Folded pages were resolved against these; later ones use newer
-        // reads, or this one where there is none (a short-lived target).
+        // Folded pages were resolved against these; later ones use the
+        // newest read of the process's mappings, which this may be.
         let mut done: Vec<(u32, u32)> =
             self.at_fork.keys().filter(|(pid, epoch)| self.forks.closed(*pid, *epoch)).copied().collect();
         done.sort_unstable();
         for key in done {
-            if let Some(space) = self.at_fork.remove(&key) {
-                self.latest.entry(key.0).or_insert(space);
+            if let Some(space) = self.at_fork.remove(&key)
+                && self.latest.get(&key.0).is_none_or(|l| l.read_at < space.read_at)
+            {
+                self.latest.insert(key.0, space);
             }
         }
     }

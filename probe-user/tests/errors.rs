@@ -192,9 +192,13 @@ fn output_file_takes_the_report() {
 #[test]
 fn a_command_that_cannot_run_is_an_error_without_a_report() {
     require_root();
-    let out =
-        cowscope().args(["run", "--as-user", "root", "--json", "--", "/etc/hostname"]).output().expect("cowscope");
-    one_line_error(&out, "cannot run /etc/hostname: Permission denied");
+    // A text file without execute permission: no shell fallback runs it.
+    let dir = scratch("not-a-program");
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, "echo not a program\n").unwrap();
+    let file = file.to_str().unwrap();
+    let out = cowscope().args(["run", "--as-user", "root", "--json", "--", file]).output().expect("cowscope");
+    one_line_error(&out, &format!("cannot run {file}: Permission denied"));
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 

@@ -15,6 +15,12 @@ pub enum Bench {
     Rdb(crate::bench_persist::Args),
     /// AOF against redis-server per fsync policy, and cowstore's durability exposure.
     Aof(crate::bench_persist::Args),
+    /// cowscope's observer effect on the fork it measures (redis-server's
+    /// latest_fork_usec with and without it, same and other CPU).
+    Observer(crate::bench_observer::Args),
+    /// A long recording of a target forking every 2 s: cowscope's memory and
+    /// its kernel maps' over time.
+    Soak(crate::bench_soak::Args),
 }
 
 impl Bench {
@@ -25,6 +31,8 @@ impl Bench {
             Bench::Store(args) => crate::bench_store::run(args),
             Bench::Rdb(args) => crate::bench_persist::run_rdb(args),
             Bench::Aof(args) => crate::bench_persist::run_aof(args),
+            Bench::Observer(args) => crate::bench_observer::run(args),
+            Bench::Soak(args) => crate::bench_soak::run(args),
         }
     }
 }

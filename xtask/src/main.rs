@@ -3,8 +3,10 @@
 //! Every task does its own set-up, so each README command works on a fresh machine.
 
 mod bench;
+mod bench_observer;
 mod bench_persist;
 mod bench_probe;
+mod bench_soak;
 mod bench_store;
 mod demo;
 mod recording;

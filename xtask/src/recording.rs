@@ -18,6 +18,11 @@ impl Interrupted {
         Interrupted(Some(child))
     }
 
+    /// The tracer's PID.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
     /// Interrupts the tracer and collects what it printed (its stdout, when piped).
     pub fn finish(mut self) -> Result<Output> {
         let child = self.0.take().context("already finished")?;

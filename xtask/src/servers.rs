@@ -183,7 +183,7 @@ pub fn redis_benchmark(port: u16, tests: &[&str], args: &[&str], pin: bool) -> R
 }
 
 /// Parses `redis-benchmark --csv`: a header naming the columns, then one line per test.
-fn parse_csv(text: &str) -> Result<BTreeMap<String, Sample>> {
+pub fn parse_csv(text: &str) -> Result<BTreeMap<String, Sample>> {
     let mut lines = text.lines().filter(|l| l.starts_with('"'));
     let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim_matches('"').to_string()).collect() };
     let header = split(lines.next().context("no CSV header from redis-benchmark")?);
