@@ -267,10 +267,7 @@ fn resp3_shapes() {
     assert_eq!(c.call(&["SINTER", "s", "s"]), members);
     assert_eq!(c.call(&["SUNION", "s", "nokey"]), members);
     assert_eq!(c.call(&["SDIFF", "s", "nokey"]), members);
-    assert_eq!(
-        c.call(&["SRANDMEMBER", "s", "10"]),
-        Resp::Agg(b'*', vec![bulk("1"), bulk("2"), bulk("3")])
-    );
+    assert_eq!(c.call(&["SRANDMEMBER", "s", "10"]), Resp::Agg(b'*', vec![bulk("1"), bulk("2"), bulk("3")]));
     assert_eq!(c.call(&["SRANDMEMBER", "nokey"]), Resp::Line(b'_', vec![]));
     assert_eq!(c.call(&["SPOP", "nokey"]), Resp::Line(b'_', vec![]));
     assert_eq!(c.call(&["SPOP", "nokey", "3"]), Resp::Agg(b'~', vec![]));

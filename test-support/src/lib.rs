@@ -26,7 +26,8 @@ pub fn free_port() -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().expect("its port").port();
+        let port =
+            TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().expect("its port").port();
         if !given.contains(&port) {
             given.push(port);
             return port;
