@@ -46,6 +46,7 @@ fn seconds(s: Option<f64>, what: &str) -> Result<Option<Duration>> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    loader::require_programs()?;
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo");
     }
