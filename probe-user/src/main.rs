@@ -4,6 +4,26 @@
 //! programs (and uprobes on cowstore's markers when present), follows the
 //! target and what it forks, and reports fork latency, snapshot windows,
 //! copies versus reuses, THP behaviour, sync latency and write exposure.
+//!
+//! # Map: from the kernel to the report
+//!
+//! 1. **In the kernel** (`probe-ebpf`, built by build.rs and embedded):
+//!    tracepoint programs on page faults, page allocation, TLB flushes,
+//!    fork/exit and sync syscalls, and uprobes on cowstore's markers, keep
+//!    per-page and per-task state in maps and send events on a ring buffer.
+//! 2. [`loader`]: loads that object with the kernel's field offsets (read by
+//!    [`tracefs`]), attaches every program, and hands out the maps.
+//! 3. [`target`] picks the process (an existing PID, or a command held at a
+//!    gate until the probes are attached); [`cli`] is the command line.
+//! 4. [`session`]: the recording loop: drains the ring buffer, samples
+//!    gauges, prints periodic reports, stops on duration, exit or Ctrl-C.
+//! 5. [`recorder`] turns events and maps into figures through the
+//!    aggregators: [`forks`] (fork latency, snapshot windows), [`cow`]
+//!    (faults, copies and reuses per window and region), [`files`] (sync
+//!    calls and the writes stalled behind them), [`exposure`] (cowstore's
+//!    write-to-durable times); with [`procfs`] (maps, THP, vmstat) and
+//!    [`histo`] (latency histograms).
+//! 6. [`report`]: the one structure printed as text or JSON.
 
 mod cli;
 mod cow;
