@@ -17,8 +17,26 @@ use probe_ebpf::{COPY_WINDOW_NS, Layout, PageKey, PageStat, Pending, Task, count
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-/// The eBPF object, built by build.rs from `probe-ebpf`.
+/// The eBPF object, built by build.rs from `probe-ebpf` (empty when it was
+/// built without the eBPF toolchain: see [`require_programs`]).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowscope-ebpf"));
+
+/// Fails, saying how to fix it, when this binary was built without its eBPF
+/// programs (build.rs stubs them when the pinned nightly or bpf-linker is
+/// missing, so the workspace checks on stable Rust).
+pub fn require_programs() -> Result<()> {
+    check_object(OBJECT)
+}
+
+fn check_object(object: &[u8]) -> Result<()> {
+    if object.is_empty() {
+        anyhow::bail!(
+            "this cowscope was built without its eBPF programs (the eBPF toolchain was missing): \
+             run `cargo xtask setup`, then rebuild it"
+        );
+    }
+    Ok(())
+}
 
 /// Every tracepoint program: (program name, category). Program names are the tracepoint names.
 const TRACEPOINTS: &[(&str, &str)] = &[
@@ -328,5 +346,18 @@ fn verifier(e: &ProgramError) -> String {
             format!("{io_error}; verifier: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
         }
         other => explain(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stub_object_is_refused_with_the_fix() {
+        let e = check_object(&[]).unwrap_err().to_string();
+        assert!(e.contains("built without its eBPF programs") && e.contains("cargo xtask setup"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        assert!(check_object(b"\x7fELF").is_ok());
     }
 }

@@ -4,6 +4,32 @@
 //! programs (and uprobes on cowstore's markers when present), follows the
 //! target and what it forks, and reports fork latency, snapshot windows,
 //! copies versus reuses, THP behaviour, sync latency and write exposure.
+//!
+//! # Map: from the kernel to the report
+//!
+//! 1. **In the kernel** (`probe-ebpf`, built by build.rs and embedded):
+//!    tracepoint programs on page faults, page allocation, TLB flushes,
+//!    fork/exit/signals and sync syscalls, and uprobes on libc's `fork()`
+//!    and cowstore's markers, keep per-page and per-task state in maps and
+//!    send typed records (`probe_ebpf::record`) on a ring buffer.
+//! 2. [`loader`]: loads that object with the kernel's field offsets (read by
+//!    [`tracefs`]), attaches every program (and refuses to run if one is
+//!    left out), and hands out the maps.
+//! 3. [`target`] picks the process (an existing PID or a thread's process,
+//!    or a command held at a gate until the probes are attached); [`attach`]
+//!    finds what already runs (children mid-snapshot); [`cli`] is the
+//!    command line.
+//! 4. [`session`]: the recording loop: drains the ring buffer, samples
+//!    gauges, prints periodic reports, stops on duration, count, exit or a
+//!    signal.
+//! 5. [`recorder`] turns records and maps into figures, one consistent cut
+//!    per report, through the aggregators: [`forks`] (fork latency,
+//!    snapshot windows), [`cow`] (faults, copies and reuses per window and
+//!    region), [`files`] (sync calls and the writes stalled behind them),
+//!    [`exposure`] (cowstore's write-to-durable times), [`selfcheck`] (the
+//!    kernel's own copy count, via the library's `taskstats`); with
+//!    [`procfs`] (maps, THP, vmstat) and [`histo`] (latency histograms).
+//! 6. [`report`]: the one structure printed as text or JSON.
 
 mod attach;
 mod cli;
@@ -46,6 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    loader::require_programs()?;
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo");
     }

@@ -16,13 +16,12 @@ mod common;
 
 use common::*;
 use std::{
-    io::{BufRead, BufReader, Write},
-    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
 };
+use test_support::{KillOnDrop, Raw};
 
 /// A Redis-compatible server to check.
 struct Server {
@@ -81,26 +80,17 @@ fn cowstore_path() -> String {
         .to_string()
 }
 
-/// Sends one command and reads one reply (inline protocol, enough here).
-fn command(port: u16, cmd: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-    let mut r = BufReader::new(s);
-    let mut first = String::new();
-    r.read_line(&mut first).unwrap();
-    if let Some(len) = first.strip_prefix('$') {
-        let len: usize = len.trim().parse().unwrap_or(0);
-        let mut body = vec![0u8; len + 2];
-        std::io::Read::read_exact(&mut r, &mut body).unwrap();
-        return String::from_utf8_lossy(&body).into_owned();
-    }
-    first
+/// Sends one command and returns its reply's text (simple string, error or bulk).
+fn command(port: u16, args: &[&str]) -> String {
+    let reply = Raw::connect(port, Duration::from_secs(120))
+        .and_then(|mut c| c.request(&args.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>()))
+        .unwrap_or_else(|e| panic!("{args:?} on port {port}: {e}"));
+    reply.text().unwrap_or_else(|| panic!("{args:?}: unexpected reply {reply:?}"))
 }
 
 /// Field `field` of INFO section `section`, as text.
 fn info_text(port: u16, section: &str, field: &str) -> String {
-    let text = command(port, &format!("INFO {section}"));
+    let text = command(port, &["INFO", section]);
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("no {field} in INFO: {text}"))
@@ -114,15 +104,6 @@ fn info(port: u16, field: &str) -> u64 {
     v.parse().unwrap_or_else(|_| panic!("{field}:{v} is not a number"))
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs these tests one at a time: each loads the machine, and the exposure
 /// tolerance assumes the server is not starved of CPU.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -131,24 +112,14 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 /// Starts `server` on a free port with its args plus `extra`, in a scratch
-/// directory named `test`; returns it once it accepts connections.
-fn start(server: &Server, test: &str, extra: &[&str]) -> (Running, u16) {
+/// directory named `test`; returns it once it answers PING.
+fn start(server: &Server, test: &str, extra: &[&str]) -> (KillOnDrop, u16) {
     let dir = scratch(test);
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let srv = Running(
-        Command::new((server.binary)())
-            .args((server.args)(port, &dir))
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", server.name)),
-    );
-    let ready = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(ready.elapsed() < Duration::from_secs(10), "{} did not start", server.name);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (srv, port)
+    let started = test_support::start_server(|port| {
+        Command::new((server.binary)()).args((server.args)(port, &dir)).args(extra).stdout(Stdio::null()).spawn()
+    });
+    let (child, port) = started.unwrap_or_else(|e| panic!("{} did not start: {e}", server.name));
+    (KillOnDrop(child), port)
 }
 
 fn bgsave_cow_agrees(server: &Server) {
@@ -166,7 +137,7 @@ fn bgsave_cow_agrees(server: &Server) {
     assert!(populate.status.success(), "populating failed: {populate:?}");
 
     let scope = record(srv.0.id(), &[]);
-    let load = Running(
+    let load = KillOnDrop(
         Command::new("redis-benchmark")
             .args(["-p", &port.to_string(), "-t", "set", "-r", "500000", "-d", "200"])
             .args(["-n", "100000000", "-c", "20", "-P", "8", "-q"])
@@ -176,7 +147,7 @@ fn bgsave_cow_agrees(server: &Server) {
             .expect("start redis-benchmark"),
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(command(port, "BGSAVE").contains("Background saving started"));
+    assert!(command(port, &["BGSAVE"]).contains("Background saving started"));
     let started = Instant::now();
     while info(port, "rdb_bgsave_in_progress") == 1 {
         assert!(started.elapsed() < Duration::from_secs(120), "BGSAVE never finished");
@@ -246,7 +217,7 @@ fn exposure_run(policy: &str, requests: u64) -> (serde_json::Value, std::collect
     assert_eq!(info_text(port, "persistence", "aof_enabled"), "1");
     let scope = record(srv.0.id(), &[]);
     // Nothing is in flight yet: both sides start from the same (empty) state.
-    assert!(command(port, "DURABILITY RESET").starts_with("+OK"));
+    assert_eq!(command(port, &["DURABILITY", "RESET"]), "OK");
     let load = Command::new("redis-benchmark")
         .args(["-p", &port.to_string(), "-t", "set", "-r", "100000", "-d", "100"])
         .args(["-n", &requests.to_string(), "-c", "20", "-P", "8", "-q"])

@@ -4,22 +4,14 @@
 //! `scripts/hashes.txt`).
 
 mod common;
-use common::{Raw, Resp, Server, cmd, err, q};
+use common::{Raw, Resp, Server, bulk, cmd, encoding, err, q};
 use std::collections::{HashMap, HashSet};
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(b'$', s.as_bytes().to_vec())
-}
 
 fn text(r: &Resp) -> String {
     match r {
         Resp::Bulk(_, b) => String::from_utf8(b.clone()).unwrap(),
         other => panic!("not a bulk string: {other:?}"),
     }
-}
-
-fn encoding(c: &mut redis::Connection, key: &str) -> String {
-    q(c, &["OBJECT", "ENCODING", key])
 }
 
 /// Fills `key` with `n` fields `f{i}` = `v{i}`, 500 per HSET.

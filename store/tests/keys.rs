@@ -2,7 +2,7 @@
 //! arithmetic, SCAN completeness, RANDOMKEY and KEYS with expired keys.
 
 mod common;
-use common::{Resp, Server, err, q, read_resp, resp_request};
+use common::{Resp, Server, bulk, err, int, q, read_resp, resp_request};
 use std::collections::HashSet;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
@@ -19,14 +19,6 @@ fn pipeline(port: u16, cmds: &[Vec<&str>]) -> Vec<Resp> {
     }
     w.write_all(&out).unwrap();
     cmds.iter().map(|c| read_resp(&mut r).unwrap_or_else(|e| panic!("{c:?}: {e}"))).collect()
-}
-
-fn int(n: i64) -> Resp {
-    Resp::Line(b':', n.to_string().into_bytes())
-}
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(b'$', s.as_bytes().to_vec())
 }
 
 fn ok() -> Resp {

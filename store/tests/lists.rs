@@ -3,13 +3,9 @@
 //! are compared with redis-server by `scripts/lists.txt`).
 
 mod common;
-use common::{Raw, Resp, Server, cmd, err, q};
+use common::{Raw, Resp, Server, bulk, cmd, err, q};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(b'$', s.as_bytes().to_vec())
-}
 
 #[test]
 fn push_pop_orders_and_counts() {

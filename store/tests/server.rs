@@ -3,16 +3,12 @@
 //! LIST, COMMAND INFO against redis-server, SHUTDOWN and startup errors.
 
 mod common;
-use common::{Raw, RedisServer, Resp, Server, err, q, read_resp, resp_request, temp_dir};
+use common::{Raw, RedisServer, Resp, Server, err, line, q, read_resp, resp_request, temp_dir};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn line(kind: u8, s: &str) -> Resp {
-    Resp::Line(kind, s.as_bytes().to_vec())
-}
 
 #[test]
 fn requirepass_auth_noauth_and_hello_auth() {

@@ -3,14 +3,8 @@
 //! algebra against a model, RESP3 shapes and change signalling.
 
 mod common;
-use common::{Resp, Server, q, read_resp, resp_request};
+use common::{Raw, Resp, Server, bulk, encoding, q};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
-
-fn encoding(c: &mut redis::Connection, key: &str) -> String {
-    q(c, &["OBJECT", "ENCODING", key])
-}
 
 /// Adds `members` to `key` in batches (one round trip per batch).
 fn sadd_all(c: &mut redis::Connection, key: &str, members: &[String]) {
@@ -261,43 +255,28 @@ fn set_algebra_on_large_sets_matches_a_model() {
     assert_eq!(six, expected, "intset intersections come back sorted");
 }
 
-/// Sends one command on a raw connection and reads its reply.
-fn call(w: &mut TcpStream, r: &mut BufReader<TcpStream>, args: &[&str]) -> Resp {
-    let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-    w.write_all(&resp_request(&args)).unwrap();
-    read_resp(r).unwrap()
-}
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(b'$', s.as_bytes().to_vec())
-}
-
 #[test]
 fn resp3_shapes() {
     let s = Server::start(&[]);
-    let mut w = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    let mut r = BufReader::new(w.try_clone().unwrap());
-    assert!(matches!(call(&mut w, &mut r, &["HELLO", "3"]), Resp::Agg(b'%', _)));
-    call(&mut w, &mut r, &["SADD", "s", "3", "1", "2"]);
+    let mut c = Raw::new(s.port);
+    assert!(matches!(c.call(&["HELLO", "3"]), Resp::Agg(b'%', _)));
+    c.call(&["SADD", "s", "3", "1", "2"]);
     let members = Resp::Agg(b'~', vec![bulk("1"), bulk("2"), bulk("3")]);
-    assert_eq!(call(&mut w, &mut r, &["SMEMBERS", "s"]), members);
-    assert_eq!(call(&mut w, &mut r, &["SMEMBERS", "nokey"]), Resp::Agg(b'~', vec![]));
-    assert_eq!(call(&mut w, &mut r, &["SINTER", "s", "s"]), members);
-    assert_eq!(call(&mut w, &mut r, &["SUNION", "s", "nokey"]), members);
-    assert_eq!(call(&mut w, &mut r, &["SDIFF", "s", "nokey"]), members);
-    assert_eq!(
-        call(&mut w, &mut r, &["SRANDMEMBER", "s", "10"]),
-        Resp::Agg(b'*', vec![bulk("1"), bulk("2"), bulk("3")])
-    );
-    assert_eq!(call(&mut w, &mut r, &["SRANDMEMBER", "nokey"]), Resp::Line(b'_', vec![]));
-    assert_eq!(call(&mut w, &mut r, &["SPOP", "nokey"]), Resp::Line(b'_', vec![]));
-    assert_eq!(call(&mut w, &mut r, &["SPOP", "nokey", "3"]), Resp::Agg(b'~', vec![]));
-    match call(&mut w, &mut r, &["SPOP", "s", "2"]) {
+    assert_eq!(c.call(&["SMEMBERS", "s"]), members);
+    assert_eq!(c.call(&["SMEMBERS", "nokey"]), Resp::Agg(b'~', vec![]));
+    assert_eq!(c.call(&["SINTER", "s", "s"]), members);
+    assert_eq!(c.call(&["SUNION", "s", "nokey"]), members);
+    assert_eq!(c.call(&["SDIFF", "s", "nokey"]), members);
+    assert_eq!(c.call(&["SRANDMEMBER", "s", "10"]), Resp::Agg(b'*', vec![bulk("1"), bulk("2"), bulk("3")]));
+    assert_eq!(c.call(&["SRANDMEMBER", "nokey"]), Resp::Line(b'_', vec![]));
+    assert_eq!(c.call(&["SPOP", "nokey"]), Resp::Line(b'_', vec![]));
+    assert_eq!(c.call(&["SPOP", "nokey", "3"]), Resp::Agg(b'~', vec![]));
+    match c.call(&["SPOP", "s", "2"]) {
         Resp::Agg(b'~', v) => assert_eq!(v.len(), 2),
         other => panic!("SPOP with count: {other:?}"),
     }
-    assert_eq!(call(&mut w, &mut r, &["SMISMEMBER", "s", "x"]), Resp::Agg(b'*', vec![Resp::Line(b':', b"0".to_vec())]));
-    assert_eq!(call(&mut w, &mut r, &["SISMEMBER", "s", "x"]), Resp::Line(b':', b"0".to_vec()));
+    assert_eq!(c.call(&["SMISMEMBER", "s", "x"]), Resp::Agg(b'*', vec![Resp::Line(b':', b"0".to_vec())]));
+    assert_eq!(c.call(&["SISMEMBER", "s", "x"]), Resp::Line(b':', b"0".to_vec()));
 }
 
 #[test]

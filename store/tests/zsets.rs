@@ -3,17 +3,11 @@
 //! (ranks, ranges, removals, pops), ZSCAN completeness and RESP3 shapes.
 
 mod common;
-use common::{Resp, Server, q, read_resp, resp_request};
+use common::{Raw, Resp, Server, bulk, encoding, q};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
 
 /// Members per ZADD when loading.
 const BATCH: usize = 2000;
-
-fn encoding(c: &mut redis::Connection, key: &str) -> String {
-    q(c, &["OBJECT", "ENCODING", key])
-}
 
 /// Formats a score the way Redis prints it (`%.17g`), for sending.
 fn text(s: f64) -> String {
@@ -344,17 +338,6 @@ fn zscan_visits_every_member_with_its_score() {
     assert_eq!(flat, ["a", "1", "b", "2", "c", "100000000000000000"]);
 }
 
-/// Sends one command on a raw connection and reads its reply.
-fn call(w: &mut TcpStream, r: &mut BufReader<TcpStream>, args: &[&str]) -> Resp {
-    let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-    w.write_all(&resp_request(&args)).unwrap();
-    read_resp(r).unwrap()
-}
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(b'$', s.as_bytes().to_vec())
-}
-
 fn double(s: &str) -> Resp {
     Resp::Line(b',', s.as_bytes().to_vec())
 }
@@ -366,44 +349,43 @@ fn arr(v: Vec<Resp>) -> Resp {
 #[test]
 fn resp3_and_resp2_shapes() {
     let s = Server::start(&[]);
-    let mut w = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    let mut r = BufReader::new(w.try_clone().unwrap());
+    let mut c = Raw::new(s.port);
     for encoding_entries in ["128", "0"] {
-        call(&mut w, &mut r, &["CONFIG", "SET", "zset-max-listpack-entries", encoding_entries]);
-        call(&mut w, &mut r, &["DEL", "z"]);
-        call(&mut w, &mut r, &["HELLO", "2"]);
-        call(&mut w, &mut r, &["ZADD", "z", "1", "a", "0.1", "b", "3", "c"]);
+        c.call(&["CONFIG", "SET", "zset-max-listpack-entries", encoding_entries]);
+        c.call(&["DEL", "z"]);
+        c.call(&["HELLO", "2"]);
+        c.call(&["ZADD", "z", "1", "a", "0.1", "b", "3", "c"]);
         let flat = arr(vec![bulk("b"), bulk("0.10000000000000001"), bulk("a"), bulk("1")]);
-        assert_eq!(call(&mut w, &mut r, &["ZRANGE", "z", "0", "1", "WITHSCORES"]), flat);
-        assert_eq!(call(&mut w, &mut r, &["ZRANGEBYSCORE", "z", "0", "1", "WITHSCORES"]), flat);
-        assert_eq!(call(&mut w, &mut r, &["ZSCORE", "z", "b"]), bulk("0.10000000000000001"));
-        assert_eq!(call(&mut w, &mut r, &["ZSCORE", "z", "x"]), Resp::NullBulk);
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMIN", "z"]), arr(vec![bulk("b"), bulk("0.10000000000000001")]));
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMIN", "z", "1"]), arr(vec![bulk("a"), bulk("1")]));
-        call(&mut w, &mut r, &["ZADD", "z", "1", "a", "0.1", "b"]);
+        assert_eq!(c.call(&["ZRANGE", "z", "0", "1", "WITHSCORES"]), flat);
+        assert_eq!(c.call(&["ZRANGEBYSCORE", "z", "0", "1", "WITHSCORES"]), flat);
+        assert_eq!(c.call(&["ZSCORE", "z", "b"]), bulk("0.10000000000000001"));
+        assert_eq!(c.call(&["ZSCORE", "z", "x"]), Resp::NullBulk);
+        assert_eq!(c.call(&["ZPOPMIN", "z"]), arr(vec![bulk("b"), bulk("0.10000000000000001")]));
+        assert_eq!(c.call(&["ZPOPMIN", "z", "1"]), arr(vec![bulk("a"), bulk("1")]));
+        c.call(&["ZADD", "z", "1", "a", "0.1", "b"]);
 
-        call(&mut w, &mut r, &["HELLO", "3"]);
+        c.call(&["HELLO", "3"]);
         let nested = arr(vec![arr(vec![bulk("b"), double("0.10000000000000001")]), arr(vec![bulk("a"), double("1")])]);
-        assert_eq!(call(&mut w, &mut r, &["ZRANGE", "z", "0", "1", "WITHSCORES"]), nested);
-        assert_eq!(call(&mut w, &mut r, &["ZRANGEBYSCORE", "z", "0", "1", "WITHSCORES"]), nested);
-        assert_eq!(call(&mut w, &mut r, &["ZRANGE", "z", "0", "1"]), arr(vec![bulk("b"), bulk("a")]));
-        assert_eq!(call(&mut w, &mut r, &["ZRANGE", "nokey", "0", "1", "WITHSCORES"]), arr(vec![]));
-        assert_eq!(call(&mut w, &mut r, &["ZSCORE", "z", "b"]), double("0.10000000000000001"));
-        assert_eq!(call(&mut w, &mut r, &["ZSCORE", "z", "x"]), Resp::Line(b'_', vec![]));
-        assert_eq!(call(&mut w, &mut r, &["ZMSCORE", "z", "a", "x"]), arr(vec![double("1"), Resp::Line(b'_', vec![])]));
-        assert_eq!(call(&mut w, &mut r, &["ZINCRBY", "z", "1", "c"]), double("4"));
-        assert_eq!(call(&mut w, &mut r, &["ZADD", "z", "NX", "INCR", "1", "c"]), Resp::Line(b'_', vec![]));
-        assert_eq!(call(&mut w, &mut r, &["ZRANK", "z", "x"]), Resp::Line(b'_', vec![]));
+        assert_eq!(c.call(&["ZRANGE", "z", "0", "1", "WITHSCORES"]), nested);
+        assert_eq!(c.call(&["ZRANGEBYSCORE", "z", "0", "1", "WITHSCORES"]), nested);
+        assert_eq!(c.call(&["ZRANGE", "z", "0", "1"]), arr(vec![bulk("b"), bulk("a")]));
+        assert_eq!(c.call(&["ZRANGE", "nokey", "0", "1", "WITHSCORES"]), arr(vec![]));
+        assert_eq!(c.call(&["ZSCORE", "z", "b"]), double("0.10000000000000001"));
+        assert_eq!(c.call(&["ZSCORE", "z", "x"]), Resp::Line(b'_', vec![]));
+        assert_eq!(c.call(&["ZMSCORE", "z", "a", "x"]), arr(vec![double("1"), Resp::Line(b'_', vec![])]));
+        assert_eq!(c.call(&["ZINCRBY", "z", "1", "c"]), double("4"));
+        assert_eq!(c.call(&["ZADD", "z", "NX", "INCR", "1", "c"]), Resp::Line(b'_', vec![]));
+        assert_eq!(c.call(&["ZRANK", "z", "x"]), Resp::Line(b'_', vec![]));
         // ZPOPMIN: flat without a count, nested pairs with one.
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMIN", "z"]), arr(vec![bulk("b"), double("0.10000000000000001")]));
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMIN", "z", "1"]), arr(vec![arr(vec![bulk("a"), double("1")])]));
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMAX", "z", "0"]), arr(vec![]));
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMIN", "nokey"]), arr(vec![]));
-        assert_eq!(call(&mut w, &mut r, &["ZPOPMAX", "z", "5"]), arr(vec![arr(vec![bulk("c"), double("4")])]));
-        assert_eq!(call(&mut w, &mut r, &["EXISTS", "z"]), Resp::Line(b':', b"0".to_vec()));
+        assert_eq!(c.call(&["ZPOPMIN", "z"]), arr(vec![bulk("b"), double("0.10000000000000001")]));
+        assert_eq!(c.call(&["ZPOPMIN", "z", "1"]), arr(vec![arr(vec![bulk("a"), double("1")])]));
+        assert_eq!(c.call(&["ZPOPMAX", "z", "0"]), arr(vec![]));
+        assert_eq!(c.call(&["ZPOPMIN", "nokey"]), arr(vec![]));
+        assert_eq!(c.call(&["ZPOPMAX", "z", "5"]), arr(vec![arr(vec![bulk("c"), double("4")])]));
+        assert_eq!(c.call(&["EXISTS", "z"]), Resp::Line(b':', b"0".to_vec()));
         // ZSCAN scores stay bulk strings.
-        call(&mut w, &mut r, &["ZADD", "z", "inf", "i"]);
-        assert_eq!(call(&mut w, &mut r, &["ZSCAN", "z", "0"]), arr(vec![bulk("0"), arr(vec![bulk("i"), bulk("inf")])]));
+        c.call(&["ZADD", "z", "inf", "i"]);
+        assert_eq!(c.call(&["ZSCAN", "z", "0"]), arr(vec![bulk("0"), arr(vec![bulk("i"), bulk("inf")])]));
     }
 }
 

@@ -28,8 +28,10 @@ struct Cli {
 enum Task {
     /// Install what builds and tests need (idempotent, quick when done already).
     Setup,
-    /// Set up, then run every test in the workspace.
+    /// Set up, run the lint gates, then run every test in the workspace.
     Test,
+    /// The lint gates alone: rustfmt, and clippy with warnings as errors.
+    Lint,
     /// The demo: cowstore snapshots under write load while cowscope records it.
     Demo(demo::Args),
     /// Benchmarks.
@@ -42,9 +44,23 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => {
             setup::run()?;
+            lint()?;
             setup::cargo(&["test", "--workspace", "--release"])
+        }
+        Task::Lint => {
+            setup::lint_tools()?;
+            lint()
         }
         Task::Bench(bench) => bench.run(),
         Task::Demo(args) => demo::run(args),
     }
+}
+
+/// The gates every change passes before the tests run: rustfmt's layout, and
+/// clippy with every warning (the workspace lints, `missing_docs` among them)
+/// an error. `--release` shares the build-script output (the eBPF object)
+/// with the release test build that follows.
+fn lint() -> Result<()> {
+    setup::cargo(&["fmt", "--all", "--check"])?;
+    setup::cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])
 }

@@ -5,14 +5,12 @@
 use crate::setup;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use test_support::{Raw, Resp};
 
 /// The two servers compared.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -71,81 +69,56 @@ pub fn pinned(pin: bool, cpu: u32, program: &Path) -> Command {
 /// Starts a server on a free loopback port in a fresh directory (on the same
 /// disk for both), pinned to CPU 0 when `pin`. Both get the same options:
 /// persistence off and DEBUG allowed, then `extra` (later options win).
+/// Returns once it answers PING.
 pub fn start(which: Which, pin: bool, extra: &[&str]) -> Result<Running> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let dir = std::env::temp_dir().join(format!("bench-{}-{}-{port}", which.name(), std::process::id()));
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bench-{}-{}-{n}", which.name(), std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let dir_s = dir.display().to_string();
-    let port_s = port.to_string();
-    let common = [
-        "--port",
-        &port_s,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--enable-debug-command",
-        "yes",
-        "--dir",
-        &dir_s,
-    ];
-    let mut cmd = match which {
-        Which::Cowstore => pinned(pin, 0, &setup::target_dir().join("release/cowstore")),
-        Which::Redis => {
-            let mut c = pinned(pin, 0, Path::new("redis-server"));
-            c.args(["--daemonize", "no"]);
-            c
+    let started = test_support::start_server(|port| {
+        let port_s = port.to_string();
+        let common = [
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+            "--dir",
+            &dir_s,
+        ];
+        let mut cmd = match which {
+            Which::Cowstore => pinned(pin, 0, &setup::target_dir().join("release/cowstore")),
+            Which::Redis => {
+                let mut c = pinned(pin, 0, Path::new("redis-server"));
+                c.args(["--daemonize", "no"]);
+                c
+            }
+        };
+        cmd.args(common).args(extra).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+    });
+    match started {
+        Ok((child, port)) => Ok(Running { child, port, dir }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            bail!("{} did not start: {e}", which.name())
         }
-    };
-    let child = cmd
-        .args(common)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("start {}", which.name()))?;
-    let mut server = Running { child, port, dir };
-    let t = Instant::now();
-    loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            bail!("{} exited at startup: {st}", which.name());
-        }
-        if command(port, &["PING"]).is_ok_and(|r| r == "PONG") {
-            return Ok(server);
-        }
-        if t.elapsed() > Duration::from_secs(15) {
-            bail!("{} did not answer PING on port {port}", which.name());
-        }
-        sleep(Duration::from_millis(50));
     }
 }
 
 /// Sends one command and returns its reply's text (simple string, integer or bulk).
 pub fn command(port: u16, args: &[&str]) -> Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(600)))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        let _ = write!(req, "${}\r\n{a}\r\n", a.len());
-    }
-    s.write_all(req.as_bytes())?;
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let line = line.trim_end();
-    match line.as_bytes().first() {
-        Some(b'+' | b':') => Ok(line[1..].to_string()),
-        Some(b'$') => {
-            let n: usize = line[1..].parse().context("bulk length")?;
-            let mut buf = vec![0u8; n + 2];
-            r.read_exact(&mut buf)?;
-            buf.truncate(n);
-            Ok(String::from_utf8_lossy(&buf).into_owned())
-        }
-        Some(b'-') => bail!("{args:?}: {}", &line[1..]),
-        _ => bail!("{args:?}: unexpected reply {line:?}"),
+    let mut c = Raw::connect(port, Duration::from_secs(600)).with_context(|| format!("connect to port {port}"))?;
+    let reply = c.request(&args.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>())?;
+    match reply {
+        Resp::Line(b'+' | b':', t) | Resp::Bulk(b'$', t) => Ok(String::from_utf8_lossy(&t).into_owned()),
+        Resp::Line(b'-', e) => bail!("{args:?}: {}", String::from_utf8_lossy(&e)),
+        other => bail!("{args:?}: unexpected reply {other:?}"),
     }
 }
 
@@ -210,14 +183,7 @@ pub fn info_field(info: &str, name: &str) -> Option<u64> {
 
 /// A child process killed when dropped (a background load must not outlive
 /// an early error).
-pub struct Background(pub Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use test_support::KillOnDrop as Background;
 
 /// `redis-benchmark -t set` against `port`: `requests` SETs of `size`-byte
 /// values over `keys` random keys (`key:NNNNNNNNNNNN`), quiet.

@@ -22,6 +22,7 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 /// Installs what is missing; does nothing when everything is present.
 pub fn run() -> Result<()> {
     packages()?;
+    lint_tools()?;
     ebpf_toolchain()?;
     bpf_linker()?;
     tracefs()
@@ -38,9 +39,23 @@ pub fn packages() -> Result<()> {
     Ok(())
 }
 
-/// Runs cargo with the given arguments in the workspace.
+/// Runs cargo with the given arguments in the workspace. Builds started here
+/// are for use (tests, demo, benchmarks), so cowscope must get its real eBPF
+/// programs: `COWSCOPE_REQUIRE_EBPF=1` turns probe-user's stub fallback
+/// (for `cargo check` without the toolchain) into a build error.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    status(Command::new(env!("CARGO")).args(args))
+    status(Command::new(env!("CARGO")).args(args).env("COWSCOPE_REQUIRE_EBPF", "1"))
+}
+
+/// rustfmt and clippy for the stable toolchain, which the lint gates run.
+pub fn lint_tools() -> Result<()> {
+    for (tool, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        if output(Command::new(env!("CARGO")).args([tool, "--version"])).is_err() {
+            eprintln!("xtask: installing {component}");
+            status(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
 }
 
 /// The pinned nightly with `rust-src` (for `-Z build-std=core`).

@@ -1,11 +1,13 @@
 //! Test support: starts a real `cowstore` process on a free loopback port and
 //! stops it when dropped; talks to it with the `redis` crate and redis-cli.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
 pub mod data;
 
+pub use test_support::{Raw, Resp, answers_ping, bulk, free_port, int, line, read_resp, resp_request};
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,34 +19,6 @@ pub struct Server {
     /// Its working directory (a fresh temp dir).
     pub dir: PathBuf,
     child: Child,
-}
-
-/// A free port on loopback (bound then released), never one this process
-/// handed out before: the kernel may give a released port to the next bind,
-/// and two tests running at once must not start their servers on one port.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-/// Whether a server on `port` answers PING (NOAUTH counts; -LOADING, while it
-/// reads its files, does not). A connection alone proves nothing: until the
-/// server binds its port, another thread's `free_port` may hold a listener
-/// there for a moment, which accepts and then resets (seen in the tests as
-/// "connection reset by peer" on a server that never saw the connection).
-pub fn answers_ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let mut buf = [0u8; 64];
-    s.set_read_timeout(Some(Duration::from_secs(1))).is_ok()
-        && s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf).is_ok_and(|n| n > 0 && !buf[..n].starts_with(b"-LOADING"))
 }
 
 /// A fresh, empty directory under the system temp dir.
@@ -66,8 +40,7 @@ impl Server {
 
     /// Starts cowstore in `dir` with `extra` arguments (persistence off unless overridden).
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Server {
-        for _ in 0..5 {
-            let port = free_port();
+        let started = test_support::start_server(|port| {
             let mut args: Vec<String> = vec![
                 "--port".into(),
                 port.to_string(),
@@ -81,33 +54,13 @@ impl Server {
                 dir.display().to_string(),
             ];
             args.extend(extra.iter().map(|s| s.to_string()));
-            let log = std::fs::File::create(dir.join("cowstore.log")).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_cowstore"))
-                .args(&args)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start cowstore");
-            let mut s = Server { port, dir: dir.clone(), child };
-            if s.wait_ready() {
-                return s;
-            }
+            let log = std::fs::File::create(dir.join("cowstore.log"))?;
+            Command::new(env!("CARGO_BIN_EXE_cowstore")).args(&args).stdout(log.try_clone()?).stderr(log).spawn()
+        });
+        match started {
+            Ok((child, port)) => Server { port, dir, child },
+            Err(e) => panic!("cowstore did not start ({e}); log in {}", dir.display()),
         }
-        panic!("cowstore did not start; log in {}", dir.display());
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if answers_ping(self.port) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
     }
 
     /// A `redis` crate connection.
@@ -222,8 +175,7 @@ impl RedisServer {
 
     /// Starts redis-server in `dir` with persistence off plus `extra` arguments.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> RedisServer {
-        for _ in 0..5 {
-            let port = free_port();
+        let started = test_support::start_server(|port| {
             let mut args: Vec<String> = [
                 "--port",
                 &port.to_string(),
@@ -244,25 +196,12 @@ impl RedisServer {
             .map(|s| s.to_string())
             .collect();
             args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Command::new("redis-server")
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (apt-get install redis-server)");
-            let mut r = RedisServer { port, dir: dir.clone(), child };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = r.child.try_wait() {
-                    break;
-                }
-                if answers_ping(port) {
-                    return r;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+        });
+        match started {
+            Ok((child, port)) => RedisServer { port, dir, child },
+            Err(e) => panic!("redis-server did not start ({e}); is it installed (apt-get install redis-server)?"),
         }
-        panic!("redis-server did not start");
     }
 
     /// A `redis` crate connection.
@@ -276,69 +215,6 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Encodes arguments as a RESP multibulk request.
-pub fn resp_request(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// A parsed RESP2/RESP3 reply, kept close to the wire form for comparisons.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Resp {
-    /// `+...`, `-...`, `:...`, `,...`, `#...`, `_` and other one-line replies, with their type byte.
-    Line(u8, Vec<u8>),
-    /// `$n` / `=n` / `!n` bulk with its type byte.
-    Bulk(u8, Vec<u8>),
-    /// `$-1`
-    NullBulk,
-    /// `*-1`
-    NullArray,
-    /// `*n`, `%n`, `~n`, `>n` aggregates with their type byte.
-    Agg(u8, Vec<Resp>),
-}
-
-/// Reads one complete reply from a buffered stream.
-pub fn read_resp(r: &mut impl std::io::BufRead) -> std::io::Result<Resp> {
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line)?;
-    if line.len() < 3 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-    }
-    let kind = line[0];
-    let body = line[1..line.len() - 2].to_vec();
-    let num = || String::from_utf8_lossy(&body).parse::<i64>().unwrap_or(-1);
-    Ok(match kind {
-        b'$' | b'=' | b'!' => {
-            let n = num();
-            if n < 0 {
-                return Ok(Resp::NullBulk);
-            }
-            let mut data = vec![0u8; n as usize + 2];
-            r.read_exact(&mut data)?;
-            data.truncate(n as usize);
-            Resp::Bulk(kind, data)
-        }
-        b'*' | b'%' | b'~' | b'>' => {
-            let n = num();
-            if n < 0 {
-                return Ok(Resp::NullArray);
-            }
-            let items = if kind == b'%' { 2 * n } else { n };
-            let mut v = Vec::new();
-            for _ in 0..items {
-                v.push(read_resp(r)?);
-            }
-            Resp::Agg(kind, v)
-        }
-        _ => Resp::Line(kind, body),
-    })
 }
 
 /// Splits an inline test line into arguments: whitespace separated, with
@@ -388,41 +264,9 @@ pub fn split_line(line: &str) -> Vec<Vec<u8>> {
     out
 }
 
-/// A raw RESP connection, for exact replies (RESP3 included) and wire shapes.
-pub struct Raw {
-    /// The socket, for writing.
-    pub w: TcpStream,
-    /// The same socket, buffered for reading replies.
-    pub r: std::io::BufReader<TcpStream>,
-}
-
-impl Raw {
-    /// Connects to 127.0.0.1:`port` (replies time out after 10 s).
-    pub fn new(port: u16) -> Raw {
-        let w = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw { r: std::io::BufReader::new(w.try_clone().unwrap()), w }
-    }
-
-    /// Sends one command of binary arguments and reads its reply.
-    pub fn call_bytes(&mut self, args: &[Vec<u8>]) -> Resp {
-        self.w.write_all(&resp_request(args)).unwrap();
-        read_resp(&mut self.r).unwrap_or_else(|e| panic!("no reply to {args:?}: {e}"))
-    }
-
-    /// Sends one command and reads its reply.
-    pub fn call(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        self.call_bytes(&args)
-    }
-
-    /// The reply's text: a simple string, error, bulk or verbatim string.
-    pub fn text(&mut self, args: &[&str]) -> String {
-        match self.call(args) {
-            Resp::Line(_, b) | Resp::Bulk(_, b) => String::from_utf8_lossy(&b).into_owned(),
-            other => panic!("{args:?}: unexpected {other:?}"),
-        }
-    }
+/// `OBJECT ENCODING key`.
+pub fn encoding(c: &mut redis::Connection, key: &str) -> String {
+    q(c, &["OBJECT", "ENCODING", key])
 }
 
 /// A field of INFO (all sections), read through the `redis` crate.
