@@ -189,7 +189,8 @@ pub fn run(mut args: Args) -> Result<()> {
     let p99s = |i: usize| -> Vec<f64> { results[i].iter().map(|m| m.client_p99_ms).collect() };
     let base = median(all(0, |m| &m.latest_fork_us));
     let base_p99 = median(p99s(0));
-    let mut doc = String::from("## Does cowscope slow the fork it measures?\n\nCommand: `sudo cargo xtask bench observer`\n\n");
+    let mut doc =
+        String::from("## Does cowscope slow the fork it measures?\n\nCommand: `sudo cargo xtask bench observer`\n\n");
     let _ = writeln!(
         doc,
         "redis-server 7.0 with {} keys of 100 bytes (RSS {rss}){}; a SET load (redis-benchmark -c 20 -P 1) \
