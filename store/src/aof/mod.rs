@@ -274,16 +274,16 @@ pub fn propagate_expired(srv: &mut Server) {
     }
 }
 
-/// Logs a command that ran in `db` and changed the keyspace: as received,
-/// or as the handler asked with [`Server::propagate_as`].
-pub fn propagate(srv: &mut Server, db: usize, args: &crate::cmd::Args) {
-    match srv.prop_override.take() {
-        Some(cmds) => {
+/// Logs a command that ran in `db` and changed the keyspace, as its handler
+/// declared (see [`crate::cmd::Log`]).
+pub fn propagate(srv: &mut Server, db: usize, args: &crate::cmd::Args, log: crate::cmd::Log) {
+    match log {
+        crate::cmd::Log::Rewritten(cmds) => {
             for c in &cmds {
                 srv.aof.feed(db, c.iter().map(|a| a.as_slice()), true);
             }
         }
-        None => srv.aof.feed(db, args.from(0), true),
+        crate::cmd::Log::AsReceived => srv.aof.feed(db, args.from(0), true),
     }
 }
 

@@ -57,27 +57,29 @@ fn hash_ref<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8]) -> Result<Option<&'
     }
 }
 
-/// Sets fields of the hash at `key`, creating it when absent; returns how
-/// many fields were new, or `None` (nothing changed) when `key` holds another type.
+/// Sets fields of the hash at `key`, creating it when absent, as `changes`
+/// changes; returns how many fields were new, or `None` (nothing changed)
+/// when `key` holds another type.
 fn set_fields<'p>(
     ks: &mut Keyspace,
     db: usize,
     key: &[u8],
     pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
     lim: &Limits,
+    changes: u64,
 ) -> Option<usize> {
     let set_all = |h: &mut Hash| pairs.map(|(f, v)| h.insert(f, v, lim) as usize).sum::<usize>();
     match hash_mut(ks, db, key) {
         Err(()) => None,
         Ok(Some(h)) => {
             let n = set_all(h);
-            ks.touch(db, key);
+            ks.changed(db, key, changes);
             Some(n)
         }
         Ok(None) => {
             let mut h = Hash::new();
             let n = set_all(&mut h);
-            ks.set(db, key, Value::Hash(Box::new(h)), false);
+            ks.create(db, key, Value::Hash(Box::new(h)), changes);
             Some(n)
         }
     }
@@ -93,11 +95,10 @@ fn hset_generic(ctx: &mut Ctx, a: &Args, name: &str) -> Option<usize> {
     let db = ctx.db();
     let mut args = a.from(2);
     let pairs = std::iter::from_fn(|| Some((args.next()?, args.next()?)));
-    let Some(n) = set_fields(&mut ctx.srv.ks, db, &a[1], pairs, &lim) else {
+    let Some(n) = set_fields(&mut ctx.srv.ks, db, &a[1], pairs, &lim, ((a.len() - 2) / 2) as u64) else {
         ctx.err(WRONGTYPE);
         return None;
     };
-    ctx.srv.ks.dirty += ((a.len() - 2) / 2) as u64;
     Some(n)
 }
 
@@ -123,8 +124,7 @@ fn hsetnx(ctx: &mut Ctx, a: &Args) {
         return ctx.c.reply.int(0);
     }
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, &a[1], std::iter::once((&a[2], &a[3])), &lim);
-    ctx.srv.ks.dirty += 1;
+    set_fields(&mut ctx.srv.ks, db, &a[1], std::iter::once((&a[2], &a[3])), &lim, 1);
     ctx.c.reply.int(1);
 }
 
@@ -164,7 +164,7 @@ fn hdel(ctx: &mut Ctx, a: &Args) {
         Ok(None) => return ctx.c.reply.int(0),
         Ok(Some(h)) => h,
     };
-    let mut deleted = 0;
+    let mut deleted = 0u64;
     for f in a.from(2) {
         if h.remove(f) {
             deleted += 1;
@@ -175,8 +175,7 @@ fn hdel(ctx: &mut Ctx, a: &Args) {
     }
     let empty = h.is_empty();
     if deleted > 0 {
-        ctx.srv.ks.collection_changed(db, key, empty);
-        ctx.srv.ks.dirty += deleted;
+        ctx.srv.ks.collection_changed(db, key, empty, deleted);
     }
     ctx.c.reply.int(deleted as i64);
 }
@@ -258,8 +257,7 @@ fn hincrby(ctx: &mut Ctx, a: &Args) {
     let Some(new) = old.checked_add(incr) else { return ctx.err(OVERFLOW) };
     let mut buf = [0; 20];
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, fmt_i64(new, &mut buf))), &lim);
-    ctx.srv.ks.dirty += 1;
+    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, fmt_i64(new, &mut buf))), &lim, 1);
     ctx.c.reply.int(new);
 }
 
@@ -283,10 +281,9 @@ fn hincrbyfloat(ctx: &mut Ctx, a: &Args) {
         Err(FloatIncrError::BadIncrement) => return ctx.err(NOT_FLOAT),
     };
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, &text[..])), &lim);
+    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, &text[..])), &lim, 1);
     // Logged as the result, so replay does not depend on float rounding.
-    ctx.srv.propagate_as(&[&[b"HSET", key, field, &text]]);
-    ctx.srv.ks.dirty += 1;
+    ctx.log_as(&[&[b"HSET", key, field, &text]]);
     ctx.c.reply.bulk(&text);
 }
 

@@ -41,7 +41,6 @@ fn del(ctx: &mut Ctx, a: &Args) {
             n += 1;
         }
     }
-    ctx.srv.ks.dirty += n as u64;
     ctx.c.reply.int(n);
 }
 
@@ -107,12 +106,11 @@ fn expire_generic(ctx: &mut Ctx, a: &Args, mul: i64, relative: bool, name: &str)
     }
     if when <= ctx.srv.ks.now {
         ctx.srv.ks.delete(db, key);
-        ctx.srv.propagate_as(&[&[b"DEL", key]]);
+        ctx.log_as(&[&[b"DEL", key]]);
     } else {
         ctx.srv.ks.set_expire(db, key, when);
-        ctx.srv.propagate_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
+        ctx.log_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
     }
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.int(1);
 }
 
@@ -168,7 +166,6 @@ fn pexpiretime(ctx: &mut Ctx, a: &Args) {
 fn persist(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     if ctx.srv.ks.exists(db, &a[1]) && ctx.srv.ks.persist(db, &a[1]) {
-        ctx.srv.ks.dirty += 1;
         return ctx.c.reply.int(1);
     }
     ctx.c.reply.int(0);
@@ -327,16 +324,7 @@ fn rename_generic(ctx: &mut Ctx, a: &Args, nx: bool) {
     if nx && ctx.srv.ks.exists(db, dst) {
         return ctx.c.reply.int(0);
     }
-    let ks = &mut ctx.srv.ks;
-    let when = ks.expire_at(db, src);
-    let (_, val) = ks.dbs[db].dict.remove(src).expect("exists");
-    ks.dbs[db].expires.remove(src);
-    ks.touch(db, src);
-    ks.set(db, dst, val, false);
-    if let Some(w) = when {
-        ks.set_expire(db, dst, w);
-    }
-    ks.dirty += 1;
+    ctx.srv.ks.rename(db, src, db, dst);
     if nx { ctx.c.reply.int(1) } else { ctx.c.reply.ok() }
 }
 
@@ -387,17 +375,10 @@ fn copy(ctx: &mut Ctx, a: &Args) {
     let Some(v) = ks.read(src_db, src) else { return ctx.c.reply.int(0) };
     let copy = v.duplicate();
     let when = ks.expire_at(src_db, src);
-    if ks.exists(dst_db, dst) {
-        if !replace {
-            return ctx.c.reply.int(0);
-        }
-        ks.delete(dst_db, dst);
+    if !replace && ks.exists(dst_db, dst) {
+        return ctx.c.reply.int(0);
     }
-    ks.set(dst_db, dst, copy, false);
-    if let Some(w) = when {
-        ks.set_expire(dst_db, dst, w);
-    }
-    ks.dirty += 1;
+    ks.set_expiring(dst_db, dst, copy, when);
     ctx.c.reply.int(1);
 }
 
@@ -412,15 +393,7 @@ fn move_(ctx: &mut Ctx, a: &Args) {
     if !ks.exists(src_db, key) || ks.exists(dst_db, key) {
         return ctx.c.reply.int(0);
     }
-    let when = ks.expire_at(src_db, key);
-    let (_, val) = ks.dbs[src_db].dict.remove(key).expect("exists");
-    ks.dbs[src_db].expires.remove(key);
-    ks.touch(src_db, key);
-    ks.set(dst_db, key, val, false);
-    if let Some(w) = when {
-        ks.set_expire(dst_db, key, w);
-    }
-    ks.dirty += 1;
+    ks.rename(src_db, key, dst_db, key);
     ctx.c.reply.int(1);
 }
 

@@ -85,7 +85,7 @@ fn sadd(ctx: &mut Ctx, a: &Args) {
                 added += s.insert(m, &limits) as u64;
             }
             if added > 0 {
-                ctx.srv.ks.touch(db, key);
+                ctx.srv.ks.changed(db, key, added);
             }
         }
         Some(_) => return ctx.err(WRONGTYPE),
@@ -94,10 +94,9 @@ fn sadd(ctx: &mut Ctx, a: &Args) {
             for m in a.from(2) {
                 added += s.insert(m, &limits) as u64;
             }
-            ctx.srv.ks.set(db, key, Value::Set(Box::new(s)), false);
+            ctx.srv.ks.create(db, key, Value::Set(Box::new(s)), added);
         }
     }
-    ctx.srv.ks.dirty += added;
     ctx.c.reply.int(added as i64);
 }
 
@@ -166,9 +165,8 @@ fn spop(ctx: &mut Ctx, a: &Args) {
         None => return ctx.c.reply.null(),
     };
     ctx.c.reply.bulk(&member);
-    ks.collection_changed(db, key, empty);
-    ks.dirty += 1;
-    ctx.srv.propagate_as(&[&[b"SREM", key, &member]]);
+    ks.collection_changed(db, key, empty, 1);
+    ctx.log_as(&[&[b"SREM", key, &member]]);
 }
 
 fn spop_count(ctx: &mut Ctx, a: &Args) {
@@ -203,9 +201,8 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
         } else {
             reply_set(r, s);
         }
-        ks.delete(db, key);
-        ks.dirty += size as u64;
-        ctx.srv.propagate_as(&[&[b"DEL", key]]);
+        ks.collection_changed(db, key, true, size as u64);
+        ctx.log_as(&[&[b"DEL", key]]);
         return;
     }
     r.set(count);
@@ -234,10 +231,9 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
         }
         **s = keep;
     }
-    ks.touch(db, key);
-    ks.dirty += count as u64;
+    ks.changed(db, key, count as u64);
     let args: Vec<&[u8]> = [&b"SREM"[..], key].into_iter().chain(popped.iter().map(Vec::as_slice)).collect();
-    ctx.srv.propagate_as(&[&args]);
+    ctx.log_as(&[&args]);
 }
 
 fn srandmember(ctx: &mut Ctx, a: &Args) {
@@ -350,20 +346,18 @@ fn smove(ctx: &mut Ctx, a: &Args) {
         return ctx.c.reply.int(0);
     }
     let empty = s.is_empty();
-    ks.collection_changed(db, src, empty);
-    ks.dirty += 1;
-    let added = match ks.dbs[db].dict.get_mut(dst) {
-        Some(Value::Set(d)) => d.insert(member, &limits),
+    ks.collection_changed(db, src, empty, 1);
+    match ks.dbs[db].dict.get_mut(dst) {
+        Some(Value::Set(d)) => {
+            if d.insert(member, &limits) {
+                ks.changed(db, dst, 1);
+            }
+        }
         _ => {
             let mut d = Set::new();
             d.insert(member, &limits);
-            ks.set(db, dst, Value::Set(Box::new(d)), false);
-            true
+            ks.create(db, dst, Value::Set(Box::new(d)), 1);
         }
-    };
-    if added {
-        ks.touch(db, dst);
-        ks.dirty += 1;
     }
     ctx.c.reply.int(1);
 }
@@ -404,9 +398,8 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], result: Set) {
     let n = result.len();
     if n > 0 {
         ctx.srv.ks.set(db, dst, Value::Set(Box::new(result)), false);
-        ctx.srv.ks.dirty += 1;
-    } else if ctx.srv.ks.delete(db, dst) {
-        ctx.srv.ks.dirty += 1;
+    } else {
+        ctx.srv.ks.delete(db, dst);
     }
     ctx.c.reply.int(n as i64);
 }

@@ -209,18 +209,17 @@ fn zadd_generic(ctx: &mut Ctx, a: &Args, incr: bool) {
             let mut z = ZSet::new();
             let ok = run(&mut z);
             if !z.is_empty() {
-                ks.set(db, key, Value::ZSet(Box::new(z)), false);
+                ks.create(db, key, Value::ZSet(Box::new(z)), 0);
             }
             ok
         }
     };
     if added + updated > 0 {
-        ks.touch(db, key);
+        ks.changed(db, key, added + updated);
     }
     if !ok {
         return r.error(NAN_SCORE);
     }
-    ks.dirty += added + updated;
     if f.incr {
         if processed > 0 { r.double(last) } else { r.null() }
     } else {
@@ -560,8 +559,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &Args, max: bool) {
         r.double(s);
     }
     let empty = z.is_empty();
-    ks.dirty += n as u64;
-    ks.collection_changed(db, key, empty);
+    ks.collection_changed(db, key, empty, n as u64);
 }
 
 /// How ZREMRANGEBY* selects entries.
@@ -604,9 +602,8 @@ fn zremrange_generic(ctx: &mut Ctx, a: &Args, by: RemoveBy) {
     };
     let empty = z.is_empty();
     if removed > 0 {
-        ks.collection_changed(db, key, empty);
+        ks.collection_changed(db, key, empty, removed as u64);
     }
-    ks.dirty += removed as u64;
     ctx.c.reply.int(removed as i64);
 }
 
