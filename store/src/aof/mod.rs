@@ -303,12 +303,27 @@ pub fn append_command<'a>(buf: &mut Vec<u8>, args: impl ExactSizeIterator<Item =
 
 /// Writes the buffer to the current incr file according to the fsync policy
 /// (called before replies are written, and from the cron). `force` writes even
-/// when an everysec fsync is running.
+/// when an everysec fsync is running. Whatever [`write_out`] did, the replies
+/// of this pass then acknowledge their writes: [`ack_pass`] runs on this one
+/// way out, so the exposure figures and markers never miss a pass.
 pub fn flush(srv: &mut Server, force: bool) {
+    let synced = write_out(srv, force);
+    ack_pass(srv);
+    // Under `always` the fdatasync ended before the replies leave: the
+    // writes they acknowledge are durable from the moment they are acked.
+    if let Some((offset, at)) = synced {
+        srv.aof.durability.covered(offset, at);
+    }
+}
+
+/// The body of [`flush`]: writes (or postpones) the buffer and, under
+/// `always`, fdatasyncs it; returns the offset that fsync covers and when it
+/// ended. It may return early anywhere: [`flush`] does the accounting.
+fn write_out(srv: &mut Server, force: bool) -> Option<(u64, i64)> {
     let aof = &mut srv.aof;
     if !aof.logging() {
         aof.pass_acks = 0;
-        return;
+        return None;
     }
     aof.collect_fsyncs();
     let policy = srv.config.appendfsync;
@@ -327,20 +342,15 @@ pub fn flush(srv: &mut Server, force: bool) {
             aof.file = Some(f);
             aof.last_fsync_sec = now_sec;
         }
-        ack_pass(srv);
-        return;
+        return None;
     }
     if policy == FsyncPolicy::Everysec && !force && aof.fsync_in_progress() {
         match aof.postponed_since {
             None => {
                 aof.postponed_since = Some(Instant::now());
-                ack_pass(srv);
-                return;
+                return None;
             }
-            Some(t) if t.elapsed() < MAX_POSTPONE => {
-                ack_pass(srv);
-                return;
-            }
+            Some(t) if t.elapsed() < MAX_POSTPONE => return None,
             Some(_) => {
                 aof.delayed_fsync += 1;
                 notice!(
@@ -350,10 +360,7 @@ pub fn flush(srv: &mut Server, force: bool) {
         }
     }
     aof.postponed_since = None;
-    let Some(file) = aof.file.as_mut() else {
-        ack_pass(srv);
-        return;
-    };
+    let file = aof.file.as_mut()?;
     let before = aof.incr_size;
     match file.write_all(&aof.buf) {
         Ok(()) => {
@@ -377,8 +384,7 @@ pub fn flush(srv: &mut Server, force: bool) {
                 warning!("Error writing to the AOF file: {e}");
             }
             aof.write_errno = errno;
-            ack_pass(srv);
-            return;
+            return None;
         }
     }
     match policy {
@@ -394,10 +400,7 @@ pub fn flush(srv: &mut Server, force: bool) {
             }
             aof.fsync_submitted = aof.written;
             markers::cowstore_marker_fsync_done(aof.written);
-            let at = crate::util::now_us();
-            ack_pass(srv);
-            srv.aof.durability.covered(srv.aof.written, at);
-            return;
+            return Some((aof.written, crate::util::now_us()));
         }
         FsyncPolicy::Everysec => {
             if now_sec > aof.last_fsync_sec && !child_saving {
@@ -412,7 +415,7 @@ pub fn flush(srv: &mut Server, force: bool) {
         }
         FsyncPolicy::No => {}
     }
-    ack_pass(srv);
+    None
 }
 
 /// The replies of this pass are about to leave: the writes they acknowledge
