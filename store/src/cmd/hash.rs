@@ -2,9 +2,8 @@
 //! HRANDFIELD and HSCAN.
 
 use super::flags::*;
-use super::keys::{parse_cursor, parse_scan_opts};
+use super::scan::{Scanned, Visit};
 use super::{Args, Command, Ctx, NOT_FLOAT, OVERFLOW, SYNTAX, WRONGTYPE, command};
-use crate::glob;
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use crate::types::Limits;
@@ -399,61 +398,34 @@ fn hrandfield(ctx: &mut Ctx, a: &Args) {
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 fn hscan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[2]) else { return };
-    let db = ctx.db();
-    let key = &a[1];
-    match ctx.srv.ks.read(db, key) {
-        None => {
-            let r = &mut ctx.c.reply;
-            r.array(2);
-            r.bulk(b"0");
-            return r.array(0);
+    super::scan::collection::<Hash>(ctx, a);
+}
+
+impl Scanned for Hash {
+    const WIDTH: usize = 2;
+
+    fn of(v: &Value) -> Option<&Hash> {
+        match v {
+            Value::Hash(h) => Some(h),
+            _ => None,
         }
-        Some(Value::Hash(_)) => {}
-        Some(_) => return ctx.err(WRONGTYPE),
     }
-    let Some(o) = parse_scan_opts(ctx, a, 3, false) else { return };
-    let Some(Value::Hash(h)) = ctx.srv.ks.dbs[db].dict.get(key) else { unreachable!("checked above") };
-    let keep = |f: &[u8]| o.pattern.as_ref().is_none_or(|p| glob::matches(p, f, false));
-    // Entries are encoded straight into a scratch buffer: the reply's cursor
-    // comes first but is known only after the scan.
-    let mut items = Reply::default();
-    let mut found = 0usize;
-    let mut emit = |f: &[u8], v: &[u8]| {
-        if keep(f) {
-            items.bulk(f);
-            items.bulk(v);
-            found += 1;
-        }
-    };
-    match h.table() {
-        // Compact: everything in one call, as Redis does.
-        None => {
-            for (f, v) in h.iter() {
-                emit(f, v);
-            }
-            cursor = 0;
-        }
-        Some(d) => {
-            // Like Redis, COUNT bounds the fields and values visited (before
-            // MATCH filters them), and at most COUNT*10 buckets are tried.
-            let mut visited = 0usize;
-            let mut budget = o.count.saturating_mul(10);
-            loop {
-                cursor = d.scan(cursor, |n| {
-                    visited += 2;
-                    emit(&n.key, &n.val);
-                });
-                if cursor == 0 || budget == 0 || visited >= o.count {
-                    break;
+
+    fn step(&self, cursor: u64, f: &mut Visit) -> u64 {
+        let mut entry = |field: &[u8], value: &[u8]| {
+            f(field, &|r| {
+                r.bulk(field);
+                r.bulk(value);
+            })
+        };
+        match self.table() {
+            Some(d) => d.scan(cursor, |n| entry(&n.key, &n.val)),
+            None => {
+                for (field, value) in self.iter() {
+                    entry(field, value);
                 }
-                budget -= 1;
+                0
             }
         }
     }
-    let r = &mut ctx.c.reply;
-    r.array(2);
-    r.bulk(cursor.to_string().as_bytes());
-    r.array(found * 2);
-    r.raw(&items.buf);
 }

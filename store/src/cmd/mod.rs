@@ -39,6 +39,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod persistence;
+pub mod scan;
 pub mod server;
 pub mod set;
 pub mod string;

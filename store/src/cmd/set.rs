@@ -8,9 +8,8 @@
 //! an all-integer result comes back sorted.
 
 use super::flags::*;
-use super::keys::{parse_cursor, parse_scan_opts};
+use super::scan::{Scanned, Visit};
 use super::{Args, Command, Ctx, NOT_INT, SYNTAX, WRONGTYPE, command};
-use crate::glob;
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use crate::types::Limits;
@@ -566,52 +565,20 @@ fn sdiffstore(ctx: &mut Ctx, a: &Args) {
 }
 
 fn sscan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[2]) else { return };
-    let db = ctx.db();
-    match ctx.srv.ks.read(db, &a[1]) {
-        None => {
-            let r = &mut ctx.c.reply;
-            r.array(2);
-            r.bulk(b"0");
-            return r.array(0);
-        }
-        Some(Value::Set(_)) => {}
-        Some(_) => return ctx.err(WRONGTYPE),
-    }
-    // Options are parsed after the lookup, as Redis does.
-    let Some(o) = parse_scan_opts(ctx, a, 3, false) else { return };
-    let Some(Value::Set(s)) = ctx.srv.ks.dbs[db].dict.get(&a[1]) else { unreachable!("checked above") };
-    let keep = |m: &[u8]| o.pattern.as_ref().is_none_or(|p| glob::matches(p, m, false));
-    // Members are encoded straight into a scratch buffer: the reply's cursor
-    // comes first but is known only after the scan.
-    let mut items = Reply::default();
-    let (visited, mut matched) = (std::cell::Cell::new(0usize), 0usize);
-    let mut emit = |m: &[u8]| {
-        visited.set(visited.get() + 1);
-        if keep(m) {
-            items.bulk(m);
-            matched += 1;
-        }
-    };
-    match &**s {
-        // Compact: everything in one call, as Redis does.
-        Set::Ints(_) => cursor = s.scan(0, &mut emit),
-        Set::Table(_) => {
-            // COUNT bounds the members visited (before MATCH filters them),
-            // and at most COUNT*10 more buckets are tried, as in Redis.
-            let mut budget = o.count.saturating_mul(10);
-            loop {
-                cursor = s.scan(cursor, &mut emit);
-                if cursor == 0 || budget == 0 || visited.get() >= o.count {
-                    break;
-                }
-                budget -= 1;
-            }
+    super::scan::collection::<Set>(ctx, a);
+}
+
+impl Scanned for Set {
+    const WIDTH: usize = 1;
+
+    fn of(v: &Value) -> Option<&Set> {
+        match v {
+            Value::Set(s) => Some(s),
+            _ => None,
         }
     }
-    let r = &mut ctx.c.reply;
-    r.array(2);
-    r.bulk(cursor.to_string().as_bytes());
-    r.array(matched);
-    r.raw(&items.buf);
+
+    fn step(&self, cursor: u64, f: &mut Visit) -> u64 {
+        self.scan(cursor, |m| f(m, &|r| r.bulk(m)))
+    }
 }
