@@ -1,6 +1,18 @@
 //! The keyspace: numbered databases of keys with optional expiry, lazy
 //! expiration on access, and the change tracking every write goes through
-//! (the `dirty` counter behind save points, and WATCH invalidation).
+//! (the change counter behind save points and AOF propagation, and WATCH
+//! invalidation).
+//!
+//! **Every change goes through a mutator that counts it.** [`Keyspace::set`],
+//! [`Keyspace::delete`], [`Keyspace::set_expire`], [`Keyspace::persist`],
+//! [`Keyspace::rename`], [`Keyspace::flush_db`], [`Keyspace::swap_db`] count
+//! one change each (or one per key); a value modified in place after
+//! [`Keyspace::write`] is reported with [`Keyspace::changed`],
+//! [`Keyspace::collection_changed`] or [`Keyspace::create`], which take the
+//! number of elements changed (Redis's `server.dirty` increments). The count
+//! is what `rdb_changes_since_last_save` shows and what tells the command
+//! dispatcher that a write command must be logged (see `cmd`). Lazy expiry
+//! signals but does not count: it is logged by its own path (`expired_log`).
 //!
 //! **Fork safety.** The keyspace is owned by the event-loop thread and by no
 //! other thread: there is no lock around it, so a `fork()` taken on that
@@ -41,8 +53,9 @@ pub struct Keyspace {
     pub now: i64,
     /// Hit, miss and expiry counters.
     pub stats: KeyStats,
-    /// Changes since the last successful save (`rdb_changes_since_last_save`).
-    pub dirty: u64,
+    /// Changes since the last successful save (`rdb_changes_since_last_save`);
+    /// only the mutators below count them.
+    dirty: u64,
     /// Random source for sampling (RANDOMKEY, active expiry).
     pub rng: Rng,
     /// Record keys deleted by expiry in `expired_log` (the AOF logs them as DEL).
@@ -108,25 +121,75 @@ impl Keyspace {
         self.dbs[db].dict.contains_key(key)
     }
 
+    /// Changes since the last successful save (`rdb_changes_since_last_save`).
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// A save wrote the data as it was `changes` changes ago: those are no
+    /// longer unsaved (`u64::MAX`: all of them).
+    pub fn changes_saved(&mut self, changes: u64) {
+        self.dirty = self.dirty.saturating_sub(changes);
+    }
+
     /// Sets a key's value (Redis's `setKey`): replaces any old value and, unless
-    /// `keep_ttl`, drops its expiry. Signals the change.
+    /// `keep_ttl`, drops its expiry. One change.
     pub fn set(&mut self, db: usize, key: &[u8], val: Value, keep_ttl: bool) {
         self.expire_if_needed(db, key);
         let d = &mut self.dbs[db];
         if d.dict.insert(key, val).is_some() && !keep_ttl {
             d.expires.remove(key);
         }
-        self.touch(db, key);
+        self.changed(db, key, 1);
     }
 
-    /// Removes a key and its expiry; returns whether it existed. Signals the change.
+    /// Sets a key's value and its expiry (`None`: no expiry). One change.
+    pub fn set_expiring(&mut self, db: usize, key: &[u8], val: Value, when_ms: Option<i64>) {
+        self.expire_if_needed(db, key);
+        let d = &mut self.dbs[db];
+        d.dict.insert(key, val);
+        match when_ms {
+            Some(w) => match d.expires.get_mut(key) {
+                Some(e) => *e = w,
+                None => {
+                    let k = d.dict.get_node(key).expect("just inserted").key.clone();
+                    d.expires.insert_new(k, w);
+                }
+            },
+            None => {
+                if !d.expires.is_empty() {
+                    d.expires.remove(key);
+                }
+            }
+        }
+        self.changed(db, key, 1);
+    }
+
+    /// Stores a collection of `n` elements at `key`, which does not exist
+    /// (a push or add that creates its key). `n` changes.
+    pub fn create(&mut self, db: usize, key: &[u8], val: Value, n: u64) {
+        self.dbs[db].dict.insert(key, val);
+        self.changed(db, key, n);
+    }
+
+    /// Removes a key and its expiry; returns whether it existed. One change if it did.
     pub fn delete(&mut self, db: usize, key: &[u8]) -> bool {
         self.expire_if_needed(db, key);
         let removed = self.remove_quietly(db, key);
         if removed {
-            self.touch(db, key);
+            self.changed(db, key, 1);
         }
         removed
+    }
+
+    /// Moves a live key, with its expiry, to `dst` in `dst_db`, replacing
+    /// what is there (RENAME, MOVE). One change.
+    pub fn rename(&mut self, db: usize, key: &[u8], dst_db: usize, dst: &[u8]) {
+        let when = self.dbs[db].expires.get(key).copied();
+        let Some((_, val)) = self.dbs[db].dict.remove(key) else { return };
+        self.dbs[db].expires.remove(key);
+        self.touch(db, key);
+        self.set_expiring(dst_db, dst, val, when);
     }
 
     /// The key's absolute expiry (Unix ms), if it has one.
@@ -134,7 +197,7 @@ impl Keyspace {
         self.dbs[db].expires.get(key).copied()
     }
 
-    /// Sets the expiry of an existing key. Signals the change.
+    /// Sets the expiry of an existing key. One change.
     pub fn set_expire(&mut self, db: usize, key: &[u8], when_ms: i64) {
         let d = &mut self.dbs[db];
         if let Some(node) = d.dict.get_node(key) {
@@ -143,15 +206,15 @@ impl Keyspace {
                 Some(w) => *w = when_ms,
                 None => d.expires.insert_new(k, when_ms),
             }
-            self.touch(db, key);
+            self.changed(db, key, 1);
         }
     }
 
-    /// Removes a key's expiry; returns whether it had one. Signals the change.
+    /// Removes a key's expiry; returns whether it had one. One change if it had.
     pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
         let had = self.dbs[db].expires.remove(key).is_some();
         if had {
-            self.touch(db, key);
+            self.changed(db, key, 1);
         }
         had
     }
@@ -188,19 +251,30 @@ impl Keyspace {
         }
     }
 
-    /// Empties one database. Returns the number of keys removed.
+    /// Empties one database: one change per key removed, which it returns.
     pub fn flush_db(&mut self, db: usize) -> usize {
         let n = self.dbs[db].dict.len();
         self.touch_db(db, None);
         self.dbs[db] = Db::default();
+        self.dirty += n as u64;
         n
     }
 
-    /// Swaps two databases' contents (SWAPDB).
+    /// Empties every database (FLUSHALL): one change per key removed, and
+    /// one more so that even an empty FLUSHALL counts (Redis's `dirty++`).
+    pub fn flush_all(&mut self) {
+        for db in 0..self.dbs.len() {
+            self.flush_db(db);
+        }
+        self.dirty += 1;
+    }
+
+    /// Swaps two databases' contents (SWAPDB). One change.
     pub fn swap_db(&mut self, a: usize, b: usize) {
         self.touch_db(a, Some(b));
         self.touch_db(b, Some(a));
         self.dbs.swap(a, b);
+        self.dirty += 1;
     }
 
     /// Total number of keys in all databases.
@@ -208,18 +282,28 @@ impl Keyspace {
         self.dbs.iter().map(|d| d.dict.len()).sum()
     }
 
-    /// Signals a change to a collection: deletes the key when it became
-    /// empty (Redis never keeps an empty collection), touches it otherwise.
-    pub fn collection_changed(&mut self, db: usize, key: &[u8], now_empty: bool) {
+    /// Reports `n` elements of a collection changed in place: deletes the
+    /// key when it became empty (Redis never keeps an empty collection).
+    /// `n` changes.
+    pub fn collection_changed(&mut self, db: usize, key: &[u8], now_empty: bool, n: u64) {
         if now_empty {
-            self.delete(db, key);
-        } else {
-            self.touch(db, key);
+            self.remove_quietly(db, key);
         }
+        self.changed(db, key, n);
+    }
+
+    /// Reports that the value at `key` was modified in place (through
+    /// [`Keyspace::write`]) by `n` changes: invalidates transactions
+    /// watching it and counts the changes. `n = 0` only signals (a change
+    /// Redis does not count, such as DEBUG POPULATE's or an LTRIM that kept
+    /// everything).
+    pub fn changed(&mut self, db: usize, key: &[u8], n: u64) {
+        self.dirty += n;
+        self.touch(db, key);
     }
 
     /// Signals that a key changed: invalidates transactions watching it.
-    pub fn touch(&mut self, db: usize, key: &[u8]) {
+    fn touch(&mut self, db: usize, key: &[u8]) {
         if self.watches.keys.is_empty() {
             return;
         }

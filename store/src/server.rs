@@ -150,9 +150,6 @@ pub struct Server {
     pub listener_fds: Vec<std::os::fd::RawFd>,
     /// The append-only file.
     pub aof: crate::aof::Aof,
-    /// How the running command is written to the AOF instead of as received
-    /// (e.g. EXPIRE as PEXPIREAT), when it must be rewritten to replay exactly.
-    pub prop_override: Option<Vec<Vec<Vec<u8>>>>,
 }
 
 impl Server {
@@ -174,7 +171,6 @@ impl Server {
             child: None,
             rdb: Default::default(),
             listener_fds: Vec::new(),
-            prop_override: None,
         }
     }
 
@@ -183,14 +179,6 @@ impl Server {
         let id = self.next_client_id;
         self.next_client_id += 1;
         id
-    }
-
-    /// Makes the running command go to the AOF as `cmds` (each a list of
-    /// arguments) instead of as received. Free when the AOF is off.
-    pub fn propagate_as(&mut self, cmds: &[&[&[u8]]]) {
-        if self.aof.logging() {
-            self.prop_override = Some(cmds.iter().map(|c| c.iter().map(|a| a.to_vec()).collect()).collect());
-        }
     }
 
     /// The MISCONF error writes must get, if the last save or AOF write failed.

@@ -97,7 +97,7 @@ pub fn save(srv: &mut Server) -> Result<(), String> {
     match save_file(&srv.ks, &srv.config, None) {
         Ok(_) => {
             notice!("DB saved on disk");
-            srv.ks.dirty = 0;
+            srv.ks.changes_saved(u64::MAX);
             srv.rdb.lastsave = crate::util::now_ms() / 1000;
             srv.rdb.last_bgsave_ok = true;
             srv.rdb.saves += 1;
@@ -119,7 +119,7 @@ pub fn bgsave(srv: &mut Server) -> Result<(), String> {
         });
     }
     srv.rdb.last_bgsave_try = crate::util::now_ms() / 1000;
-    srv.rdb.dirty_at_fork = srv.ks.dirty;
+    srv.rdb.dirty_at_fork = srv.ks.dirty();
     let started = fork::start(srv, ChildKind::Rdb, |srv, rep| match save_file(&srv.ks, &srv.config, Some(&mut *rep)) {
         Ok(keys) => {
             notice!("DB saved on disk");
@@ -151,7 +151,7 @@ pub fn on_exit(srv: &mut Server, exit: Exit) {
     st.last_cow_size = exit.child.cow_peak;
     if exit.ok() {
         notice!("Background saving terminated with success");
-        srv.ks.dirty = srv.ks.dirty.saturating_sub(st.dirty_at_fork);
+        srv.ks.changes_saved(st.dirty_at_fork);
         st.lastsave = crate::util::now_ms() / 1000;
         st.last_bgsave_ok = true;
         st.saves += 1;
@@ -187,7 +187,7 @@ pub fn cron(srv: &mut Server) {
     }
     let now = crate::util::now_ms() / 1000;
     let due = srv.config.save.iter().find(|&&(secs, changes)| {
-        srv.ks.dirty >= changes
+        srv.ks.dirty() >= changes
             && now - srv.rdb.lastsave > secs as i64
             && (now - srv.rdb.last_bgsave_try > RETRY_DELAY_SECS || srv.rdb.last_bgsave_ok)
     });
@@ -296,7 +296,7 @@ pub fn info(srv: &Server, out: &mut String) {
     f("current_fork_perc", &format!("{perc:.2}"));
     f("current_save_keys_processed", &keys_done);
     f("current_save_keys_total", &keys_total);
-    f("rdb_changes_since_last_save", &srv.ks.dirty);
+    f("rdb_changes_since_last_save", &srv.ks.dirty());
     f("rdb_bgsave_in_progress", &(rdb_child.is_some() as u8));
     f("rdb_last_save_time", &st.lastsave);
     f("rdb_last_bgsave_status", &if st.last_bgsave_ok { "ok" } else { "err" });

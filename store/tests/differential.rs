@@ -10,6 +10,9 @@
 //! - `!ignore <cmd>`: the command runs on both but replies are not compared
 //!   (random results);
 //! - `!len <cmd>`: only the array length is compared;
+//! - `!scan <cmd>`: a SCAN-family reply reduced to what does not depend on
+//!   the hash seed: whether the cursor is 0, and the elements as a multiset
+//!   (HSCAN and ZSCAN pairs kept together);
 //! - `# ...` is a comment; `!flush` runs FLUSHALL on both.
 
 mod common;
@@ -33,6 +36,18 @@ fn sorted_items(r: &Resp, pairs: bool) -> Resp {
                 if pairs { items.chunks(2).map(|c| Resp::Agg(b'*', c.to_vec())).collect() } else { items.clone() };
             v.sort();
             Resp::Agg(*k, v)
+        }
+        other => other.clone(),
+    }
+}
+
+/// See `!scan` in the module header.
+fn scan_outcome(r: &Resp, pairs: bool) -> Resp {
+    match r {
+        Resp::Agg(k, v) if v.len() == 2 => {
+            let done = v[0] == Resp::Bulk(b'$', b"0".to_vec());
+            let walk = if done { "done" } else { "more" };
+            Resp::Agg(*k, vec![Resp::Line(b'+', walk.into()), sorted_items(&v[1], pairs)])
         }
         other => other.clone(),
     }
@@ -68,6 +83,10 @@ fn scripts_match_redis_server() {
                 "!ignore" => true,
                 "!unordered" => sorted_items(&ra, false) == sorted_items(&rb, false),
                 "!pairs" => sorted_items(&ra, true) == sorted_items(&rb, true),
+                "!scan" => {
+                    let pairs = matches!(cmd.as_bytes().first(), Some(b'h' | b'H' | b'z' | b'Z'));
+                    scan_outcome(&ra, pairs) == scan_outcome(&rb, pairs)
+                }
                 "!len" => match (&ra, &rb) {
                     (Resp::Agg(_, x), Resp::Agg(_, y)) => x.len() == y.len(),
                     _ => ra == rb,

@@ -1,5 +1,5 @@
 //! Hash commands against a real cowstore: encoding conversion at the
-//! thresholds, HSCAN completeness, HRANDFIELD's guarantees and RESP3 shapes
+//! thresholds, HSCAN completeness and COUNT, HRANDFIELD's guarantees and RESP3 shapes
 //! (the exact replies of small cases are compared with redis-server by
 //! `scripts/hashes.txt`).
 
@@ -282,4 +282,28 @@ fn resp3_shapes() {
         Resp::Agg(b'*', vec![bulk("0"), Resp::Agg(b'*', vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")])])
     );
     assert_eq!(r.call(&["HINCRBYFLOAT", "h", "a", "1.5"]), bulk("2.5"));
+}
+
+#[test]
+fn hscan_count_bounds_the_fields_visited() {
+    // Redis counts a field and its value as two elements against twice
+    // COUNT: a call that leaves the walk unfinished visited COUNT fields or
+    // more (and, without MATCH, returns them all).
+    let s = Server::start(&[]);
+    let mut c = s.client();
+    fill(&mut c, "h", 1000);
+    assert_eq!(encoding(&mut c, "h"), "hashtable");
+    for count in [1usize, 10, 100, 400] {
+        let (mut cursor, mut seen) = ("0".to_string(), HashSet::new());
+        loop {
+            let (next, items): (String, Vec<String>) = q(&mut c, &["HSCAN", "h", &cursor, "COUNT", &count.to_string()]);
+            seen.extend(items.chunks(2).map(|p| p[0].clone()));
+            if next == "0" {
+                break;
+            }
+            assert!(items.len() / 2 >= count, "HSCAN COUNT {count} returned {} fields", items.len() / 2);
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 1000, "COUNT {count}");
+    }
 }

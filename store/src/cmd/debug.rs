@@ -103,7 +103,7 @@ fn populate(ctx: &mut Ctx, a: &Args) {
             val.resize(s, 0);
         }
         ctx.srv.ks.dbs[db].dict.insert_new(crate::sbytes::SBytes::new(&key), Value::string_no_int(&val));
-        ctx.srv.ks.touch(db, &key);
+        ctx.srv.ks.changed(db, &key, 0);
     }
     ctx.c.reply.ok();
 }

@@ -2,9 +2,8 @@
 //! HRANDFIELD and HSCAN.
 
 use super::flags::*;
-use super::keys::{parse_cursor, parse_scan_opts};
+use super::scan::{Scanned, Visit};
 use super::{Args, Command, Ctx, NOT_FLOAT, OVERFLOW, SYNTAX, WRONGTYPE, command};
-use crate::glob;
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use crate::types::Limits;
@@ -57,27 +56,29 @@ fn hash_ref<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8]) -> Result<Option<&'
     }
 }
 
-/// Sets fields of the hash at `key`, creating it when absent; returns how
-/// many fields were new, or `None` (nothing changed) when `key` holds another type.
+/// Sets fields of the hash at `key`, creating it when absent, as `changes`
+/// changes; returns how many fields were new, or `None` (nothing changed)
+/// when `key` holds another type.
 fn set_fields<'p>(
     ks: &mut Keyspace,
     db: usize,
     key: &[u8],
     pairs: impl Iterator<Item = (&'p [u8], &'p [u8])>,
     lim: &Limits,
+    changes: u64,
 ) -> Option<usize> {
     let set_all = |h: &mut Hash| pairs.map(|(f, v)| h.insert(f, v, lim) as usize).sum::<usize>();
     match hash_mut(ks, db, key) {
         Err(()) => None,
         Ok(Some(h)) => {
             let n = set_all(h);
-            ks.touch(db, key);
+            ks.changed(db, key, changes);
             Some(n)
         }
         Ok(None) => {
             let mut h = Hash::new();
             let n = set_all(&mut h);
-            ks.set(db, key, Value::Hash(Box::new(h)), false);
+            ks.create(db, key, Value::Hash(Box::new(h)), changes);
             Some(n)
         }
     }
@@ -93,11 +94,10 @@ fn hset_generic(ctx: &mut Ctx, a: &Args, name: &str) -> Option<usize> {
     let db = ctx.db();
     let mut args = a.from(2);
     let pairs = std::iter::from_fn(|| Some((args.next()?, args.next()?)));
-    let Some(n) = set_fields(&mut ctx.srv.ks, db, &a[1], pairs, &lim) else {
+    let Some(n) = set_fields(&mut ctx.srv.ks, db, &a[1], pairs, &lim, ((a.len() - 2) / 2) as u64) else {
         ctx.err(WRONGTYPE);
         return None;
     };
-    ctx.srv.ks.dirty += ((a.len() - 2) / 2) as u64;
     Some(n)
 }
 
@@ -123,8 +123,7 @@ fn hsetnx(ctx: &mut Ctx, a: &Args) {
         return ctx.c.reply.int(0);
     }
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, &a[1], std::iter::once((&a[2], &a[3])), &lim);
-    ctx.srv.ks.dirty += 1;
+    set_fields(&mut ctx.srv.ks, db, &a[1], std::iter::once((&a[2], &a[3])), &lim, 1);
     ctx.c.reply.int(1);
 }
 
@@ -164,7 +163,7 @@ fn hdel(ctx: &mut Ctx, a: &Args) {
         Ok(None) => return ctx.c.reply.int(0),
         Ok(Some(h)) => h,
     };
-    let mut deleted = 0;
+    let mut deleted = 0u64;
     for f in a.from(2) {
         if h.remove(f) {
             deleted += 1;
@@ -175,8 +174,7 @@ fn hdel(ctx: &mut Ctx, a: &Args) {
     }
     let empty = h.is_empty();
     if deleted > 0 {
-        ctx.srv.ks.collection_changed(db, key, empty);
-        ctx.srv.ks.dirty += deleted;
+        ctx.srv.ks.collection_changed(db, key, empty, deleted);
     }
     ctx.c.reply.int(deleted as i64);
 }
@@ -258,8 +256,7 @@ fn hincrby(ctx: &mut Ctx, a: &Args) {
     let Some(new) = old.checked_add(incr) else { return ctx.err(OVERFLOW) };
     let mut buf = [0; 20];
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, fmt_i64(new, &mut buf))), &lim);
-    ctx.srv.ks.dirty += 1;
+    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, fmt_i64(new, &mut buf))), &lim, 1);
     ctx.c.reply.int(new);
 }
 
@@ -283,10 +280,9 @@ fn hincrbyfloat(ctx: &mut Ctx, a: &Args) {
         Err(FloatIncrError::BadIncrement) => return ctx.err(NOT_FLOAT),
     };
     let lim = Limits::of(&ctx.srv.config);
-    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, &text[..])), &lim);
+    set_fields(&mut ctx.srv.ks, db, key, std::iter::once((field, &text[..])), &lim, 1);
     // Logged as the result, so replay does not depend on float rounding.
-    ctx.srv.propagate_as(&[&[b"HSET", key, field, &text]]);
-    ctx.srv.ks.dirty += 1;
+    ctx.log_as(&[&[b"HSET", key, field, &text]]);
     ctx.c.reply.bulk(&text);
 }
 
@@ -402,61 +398,34 @@ fn hrandfield(ctx: &mut Ctx, a: &Args) {
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 fn hscan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[2]) else { return };
-    let db = ctx.db();
-    let key = &a[1];
-    match ctx.srv.ks.read(db, key) {
-        None => {
-            let r = &mut ctx.c.reply;
-            r.array(2);
-            r.bulk(b"0");
-            return r.array(0);
+    super::scan::collection::<Hash>(ctx, a);
+}
+
+impl Scanned for Hash {
+    const WIDTH: usize = 2;
+
+    fn of(v: &Value) -> Option<&Hash> {
+        match v {
+            Value::Hash(h) => Some(h),
+            _ => None,
         }
-        Some(Value::Hash(_)) => {}
-        Some(_) => return ctx.err(WRONGTYPE),
     }
-    let Some(o) = parse_scan_opts(ctx, a, 3, false) else { return };
-    let Some(Value::Hash(h)) = ctx.srv.ks.dbs[db].dict.get(key) else { unreachable!("checked above") };
-    let keep = |f: &[u8]| o.pattern.as_ref().is_none_or(|p| glob::matches(p, f, false));
-    // Entries are encoded straight into a scratch buffer: the reply's cursor
-    // comes first but is known only after the scan.
-    let mut items = Reply::default();
-    let mut found = 0usize;
-    let mut emit = |f: &[u8], v: &[u8]| {
-        if keep(f) {
-            items.bulk(f);
-            items.bulk(v);
-            found += 1;
-        }
-    };
-    match h.table() {
-        // Compact: everything in one call, as Redis does.
-        None => {
-            for (f, v) in h.iter() {
-                emit(f, v);
-            }
-            cursor = 0;
-        }
-        Some(d) => {
-            // Like Redis, COUNT bounds the fields and values visited (before
-            // MATCH filters them), and at most COUNT*10 buckets are tried.
-            let mut visited = 0usize;
-            let mut budget = o.count.saturating_mul(10);
-            loop {
-                cursor = d.scan(cursor, |n| {
-                    visited += 2;
-                    emit(&n.key, &n.val);
-                });
-                if cursor == 0 || budget == 0 || visited >= o.count {
-                    break;
+
+    fn step(&self, cursor: u64, f: &mut Visit) -> u64 {
+        let mut entry = |field: &[u8], value: &[u8]| {
+            f(field, &|r| {
+                r.bulk(field);
+                r.bulk(value);
+            })
+        };
+        match self.table() {
+            Some(d) => d.scan(cursor, |n| entry(&n.key, &n.val)),
+            None => {
+                for (field, value) in self.iter() {
+                    entry(field, value);
                 }
-                budget -= 1;
+                0
             }
         }
     }
-    let r = &mut ctx.c.reply;
-    r.array(2);
-    r.bulk(cursor.to_string().as_bytes());
-    r.array(found * 2);
-    r.raw(&items.buf);
 }

@@ -2,9 +2,9 @@
 //! (KEYS, SCAN, RANDOMKEY), renaming and copying, OBJECT.
 
 use super::flags::*;
-use super::{Args, Command, Ctx, NOT_INT, SYNTAX, command};
+use super::scan::{parse_cursor, parse_scan_opts, walk};
+use super::{Args, Command, Ctx, SYNTAX, command};
 use crate::glob;
-use crate::util::parse_i64;
 use crate::value::Value;
 
 /// The generic key command table.
@@ -41,7 +41,6 @@ fn del(ctx: &mut Ctx, a: &Args) {
             n += 1;
         }
     }
-    ctx.srv.ks.dirty += n as u64;
     ctx.c.reply.int(n);
 }
 
@@ -107,12 +106,11 @@ fn expire_generic(ctx: &mut Ctx, a: &Args, mul: i64, relative: bool, name: &str)
     }
     if when <= ctx.srv.ks.now {
         ctx.srv.ks.delete(db, key);
-        ctx.srv.propagate_as(&[&[b"DEL", key]]);
+        ctx.log_as(&[&[b"DEL", key]]);
     } else {
         ctx.srv.ks.set_expire(db, key, when);
-        ctx.srv.propagate_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
+        ctx.log_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
     }
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.int(1);
 }
 
@@ -168,7 +166,6 @@ fn pexpiretime(ctx: &mut Ctx, a: &Args) {
 fn persist(ctx: &mut Ctx, a: &Args) {
     let db = ctx.db();
     if ctx.srv.ks.exists(db, &a[1]) && ctx.srv.ks.persist(db, &a[1]) {
-        ctx.srv.ks.dirty += 1;
         return ctx.c.reply.int(1);
     }
     ctx.c.reply.int(0);
@@ -191,104 +188,29 @@ fn keys(ctx: &mut Ctx, a: &Args) {
     r.end_array(deferred, n);
 }
 
-/// Parses a SCAN cursor the way Redis does (C's `strtoul`): an unsigned 64-bit
-/// integer with an optional sign (`-1` wraps to the largest cursor); the empty
-/// string is cursor 0; leading spaces, trailing garbage and overflow are errors.
-pub fn parse_cursor(ctx: &mut Ctx, b: &[u8]) -> Option<u64> {
-    let v = strtoul(b);
-    if v.is_none() {
-        ctx.err("ERR invalid cursor");
-    }
-    v
-}
-
-fn strtoul(b: &[u8]) -> Option<u64> {
-    if b.is_empty() {
-        return Some(0);
-    }
-    let (neg, digits) = match b[0] {
-        b'-' => (true, &b[1..]),
-        b'+' => (false, &b[1..]),
-        _ => (false, b),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
-/// SCAN-family options: MATCH, COUNT and (for SCAN) TYPE.
-pub struct ScanOpts {
-    /// MATCH pattern.
-    pub pattern: Option<Vec<u8>>,
-    /// COUNT hint.
-    pub count: usize,
-    /// TYPE filter (SCAN only).
-    pub kind: Option<String>,
-}
-
-/// Parses `[MATCH p] [COUNT n] [TYPE t]` from `a[from..]`; replies on error.
-pub fn parse_scan_opts(ctx: &mut Ctx, a: &Args, from: usize, allow_type: bool) -> Option<ScanOpts> {
-    let mut o = ScanOpts { pattern: None, count: 10, kind: None };
-    let mut i = from;
-    while i < a.len() {
-        let opt = a.lower(i);
-        if i + 1 >= a.len() {
-            ctx.err(SYNTAX);
-            return None;
-        }
-        match opt.as_str() {
-            "match" => o.pattern = Some(a[i + 1].to_vec()).filter(|p| p != b"*"),
-            "count" => match parse_i64(&a[i + 1]) {
-                None => {
-                    ctx.err(NOT_INT);
-                    return None;
-                }
-                Some(n) if n < 1 => {
-                    ctx.err(SYNTAX);
-                    return None;
-                }
-                Some(n) => o.count = n as usize,
-            },
-            "type" if allow_type => o.kind = Some(a.lower(i + 1)),
-            _ => {
-                ctx.err(SYNTAX);
-                return None;
-            }
-        }
-        i += 2;
-    }
-    Some(o)
-}
-
 fn scan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[1]) else { return };
+    let Some(cursor) = parse_cursor(ctx, &a[1]) else { return };
     let Some(o) = parse_scan_opts(ctx, a, 2, true) else { return };
     let db = ctx.db();
     let mut found: Vec<Vec<u8>> = Vec::new();
     let dict = &ctx.srv.ks.dbs[db].dict;
-    // COUNT comes from the client: saturate rather than overflow.
-    let mut iterations = o.count.saturating_mul(10);
-    loop {
-        cursor = dict.scan(cursor, |n| {
-            let matched = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &n.key, false))
-                && o.kind.as_ref().is_none_or(|k| n.val.kind().name() == k);
-            if matched {
-                found.push(n.key.to_vec());
-            }
-        });
-        iterations -= 1;
-        if cursor == 0 || iterations == 0 || found.len() >= o.count {
-            break;
-        }
-    }
+    // COUNT bounds the keys visited, before MATCH and TYPE filter them.
+    let visited = std::cell::Cell::new(0usize);
+    let cursor = walk(
+        cursor,
+        o.count,
+        |cur| {
+            dict.scan(cur, |n| {
+                visited.set(visited.get() + 1);
+                let matched = o.pattern.as_ref().is_none_or(|p| glob::matches(p, &n.key, false))
+                    && o.kind.as_ref().is_none_or(|k| n.val.kind().name() == k);
+                if matched {
+                    found.push(n.key.to_vec());
+                }
+            })
+        },
+        || visited.get(),
+    );
     // Keys that turn out to be expired are deleted here, as Redis does.
     found.retain(|k| !ctx.srv.ks.expire_if_needed(db, k));
     let r = &mut ctx.c.reply;
@@ -327,16 +249,7 @@ fn rename_generic(ctx: &mut Ctx, a: &Args, nx: bool) {
     if nx && ctx.srv.ks.exists(db, dst) {
         return ctx.c.reply.int(0);
     }
-    let ks = &mut ctx.srv.ks;
-    let when = ks.expire_at(db, src);
-    let (_, val) = ks.dbs[db].dict.remove(src).expect("exists");
-    ks.dbs[db].expires.remove(src);
-    ks.touch(db, src);
-    ks.set(db, dst, val, false);
-    if let Some(w) = when {
-        ks.set_expire(db, dst, w);
-    }
-    ks.dirty += 1;
+    ctx.srv.ks.rename(db, src, db, dst);
     if nx { ctx.c.reply.int(1) } else { ctx.c.reply.ok() }
 }
 
@@ -387,17 +300,10 @@ fn copy(ctx: &mut Ctx, a: &Args) {
     let Some(v) = ks.read(src_db, src) else { return ctx.c.reply.int(0) };
     let copy = v.duplicate();
     let when = ks.expire_at(src_db, src);
-    if ks.exists(dst_db, dst) {
-        if !replace {
-            return ctx.c.reply.int(0);
-        }
-        ks.delete(dst_db, dst);
+    if !replace && ks.exists(dst_db, dst) {
+        return ctx.c.reply.int(0);
     }
-    ks.set(dst_db, dst, copy, false);
-    if let Some(w) = when {
-        ks.set_expire(dst_db, dst, w);
-    }
-    ks.dirty += 1;
+    ks.set_expiring(dst_db, dst, copy, when);
     ctx.c.reply.int(1);
 }
 
@@ -412,15 +318,7 @@ fn move_(ctx: &mut Ctx, a: &Args) {
     if !ks.exists(src_db, key) || ks.exists(dst_db, key) {
         return ctx.c.reply.int(0);
     }
-    let when = ks.expire_at(src_db, key);
-    let (_, val) = ks.dbs[src_db].dict.remove(key).expect("exists");
-    ks.dbs[src_db].expires.remove(key);
-    ks.touch(src_db, key);
-    ks.set(dst_db, key, val, false);
-    if let Some(w) = when {
-        ks.set_expire(dst_db, key, w);
-    }
-    ks.dirty += 1;
+    ks.rename(src_db, key, dst_db, key);
     ctx.c.reply.int(1);
 }
 

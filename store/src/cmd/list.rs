@@ -56,6 +56,7 @@ fn list_ref<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8]) -> Result<Option<&'
 fn push_generic(ctx: &mut Ctx, a: &Args, front: bool, xx: bool) {
     let db = ctx.db();
     let key = &a[1];
+    let pushed = (a.len() - 2) as u64;
     let n = match list_mut(&mut ctx.srv.ks, db, key) {
         Err(()) => return ctx.err(WRONGTYPE),
         Ok(Some(l)) => {
@@ -63,7 +64,7 @@ fn push_generic(ctx: &mut Ctx, a: &Args, front: bool, xx: bool) {
                 l.push(v, front);
             }
             let n = l.len();
-            ctx.srv.ks.touch(db, key);
+            ctx.srv.ks.changed(db, key, pushed);
             n
         }
         Ok(None) if xx => return ctx.c.reply.int(0),
@@ -73,11 +74,10 @@ fn push_generic(ctx: &mut Ctx, a: &Args, front: bool, xx: bool) {
                 l.push(v, front);
             }
             let n = l.len();
-            ctx.srv.ks.set(db, key, Value::List(Box::new(l)), false);
+            ctx.srv.ks.create(db, key, Value::List(Box::new(l)), pushed);
             n
         }
     };
-    ctx.srv.ks.dirty += (a.len() - 2) as u64;
     ctx.c.reply.int(n as i64);
 }
 
@@ -139,8 +139,7 @@ fn pop_generic(ctx: &mut Ctx, a: &Args, front: bool) {
         }
     };
     let empty = l.is_empty();
-    ctx.srv.ks.collection_changed(db, key, empty);
-    ctx.srv.ks.dirty += popped as u64;
+    ctx.srv.ks.collection_changed(db, key, empty, popped as u64);
 }
 
 fn lpop(ctx: &mut Ctx, a: &Args) {
@@ -206,8 +205,7 @@ fn lset(ctx: &mut Ctx, a: &Args) {
     match l.resolve(index) {
         Some(i) => {
             l.set(i, &a[3]);
-            ctx.srv.ks.touch(db, key);
-            ctx.srv.ks.dirty += 1;
+            ctx.srv.ks.changed(db, key, 1);
             ctx.c.reply.ok();
         }
         None => ctx.c.reply.error(OUT_OF_RANGE),
@@ -227,8 +225,7 @@ fn lrem(ctx: &mut Ctx, a: &Args) {
     let removed = l.remove_matching(&a[3], limit, count < 0);
     let empty = l.is_empty();
     if removed > 0 {
-        ctx.srv.ks.collection_changed(db, key, empty);
-        ctx.srv.ks.dirty += removed as u64;
+        ctx.srv.ks.collection_changed(db, key, empty, removed as u64);
     }
     ctx.c.reply.int(removed as i64);
 }
@@ -248,8 +245,7 @@ fn ltrim(ctx: &mut Ctx, a: &Args) {
     l.retain_range(clamp_range(start, end, before));
     let removed = before - l.len();
     let empty = l.is_empty();
-    ctx.srv.ks.collection_changed(db, key, empty);
-    ctx.srv.ks.dirty += removed as u64;
+    ctx.srv.ks.collection_changed(db, key, empty, removed as u64);
     ctx.c.reply.ok();
 }
 
@@ -269,8 +265,7 @@ fn linsert(ctx: &mut Ctx, a: &Args) {
     let Some(pivot) = l.position(&a[3]) else { return ctx.c.reply.int(-1) };
     l.insert(pivot + after as usize, &a[4]);
     let n = l.len();
-    ctx.srv.ks.touch(db, key);
-    ctx.srv.ks.dirty += 1;
+    ctx.srv.ks.changed(db, key, 1);
     ctx.c.reply.int(n as i64);
 }
 
@@ -395,23 +390,22 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_front: bool, to_fron
         let v = l.pop(from_front).expect("lists in the keyspace are never empty");
         let empty = l.is_empty();
         r.bulk(&v);
+        // One change for the move, as in Redis, counted at the source.
         match list_mut(ks, db, dst) {
             Ok(Some(d)) => {
                 d.push_owned(v, to_front);
-                ks.touch(db, dst);
+                ks.changed(db, dst, 0);
             }
             _ => {
                 let mut d = List::new();
                 d.push_owned(v, to_front);
-                ks.set(db, dst, Value::List(Box::new(d)), false);
+                ks.create(db, dst, Value::List(Box::new(d)), 0);
             }
         }
-        ks.collection_changed(db, src, empty);
-        ks.dirty += 1;
+        ks.collection_changed(db, src, empty, 1);
         return;
     }
-    ks.touch(db, src);
-    ks.dirty += 1;
+    ks.changed(db, src, 1);
 }
 
 fn lmove(ctx: &mut Ctx, a: &Args) {

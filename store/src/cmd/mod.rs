@@ -5,6 +5,30 @@
 //! positions, and a handler `fn(&mut Ctx, &Args)` that parses its arguments
 //! and writes its reply. [`dispatch`] does what Redis's `processCommand` does
 //! before a handler runs: lookup, arity, authentication and MULTI queueing.
+//!
+//! # The rule for writes: what reaches the AOF
+//!
+//! A command is logged to the AOF when it is flagged [`flags::WRITE`] and
+//! the keyspace counted a change while its handler ran; it is logged as
+//! received, unless the handler declared other commands with
+//! [`Ctx::log_as`] (see [`Log`]). So, when adding a command:
+//!
+//! 1. **Change data only through the keyspace's mutators**, which count the
+//!    changes themselves (`Keyspace::set`, `delete`, `set_expire`, ...). A
+//!    value modified in place after `Keyspace::write` is reported with
+//!    `Keyspace::changed`, `collection_changed` or `create`, with the number
+//!    of elements changed (Redis's `server.dirty` increments). The same call
+//!    invalidates WATCH, so an unreported change is wrong twice.
+//! 2. **Flag it `WRITE`** if it can change the keyspace; nothing else is
+//!    ever logged.
+//! 3. **Call [`Ctx::log_as`] when replaying the command as received would
+//!    not redo what it did**: a relative expiry (log the absolute time), a
+//!    random pick (log what was picked), a float result (log the text), or
+//!    a rewrite such as an expiry in the past (log DEL).
+//! 4. **Give it an example in `store/tests/aof_coverage.rs`.** That test runs
+//!    every `WRITE` command of [`TABLE`], checks that each change reached the
+//!    AOF and that replaying the log gives the same keyspace, and fails for a
+//!    write command without an example.
 
 pub mod command;
 pub mod config;
@@ -15,6 +39,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod persistence;
+pub mod scan;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -139,15 +164,37 @@ impl std::ops::Index<usize> for Args<'_> {
     }
 }
 
+/// What a write command that changed the keyspace puts in the AOF (see the
+/// module header for the rule).
+pub enum Log {
+    /// The command as received: replaying it redoes exactly what it did.
+    AsReceived,
+    /// These commands instead (each a list of arguments), because replaying
+    /// the command as received would not redo the same thing.
+    Rewritten(Vec<Vec<Vec<u8>>>),
+}
+
 /// A handler's view: the server and the calling client.
 pub struct Ctx<'a> {
     /// Shared server state.
     pub srv: &'a mut Server,
     /// The calling client (its reply buffer is `c.reply`).
     pub c: &'a mut Client,
+    /// What goes to the AOF if the command changed the keyspace.
+    log: Log,
 }
 
 impl Ctx<'_> {
+    /// Declares that this command, if it changed the keyspace, is logged as
+    /// `cmds` (each a list of arguments) instead of as received: a relative
+    /// expiry as an absolute one, a random pick as what was picked, a float
+    /// result as its text. Free when the AOF is off.
+    pub fn log_as(&mut self, cmds: &[&[&[u8]]]) {
+        if self.srv.aof.logging() {
+            self.log = Log::Rewritten(cmds.iter().map(|c| c.iter().map(|a| a.to_vec()).collect()).collect());
+        }
+    }
+
     /// Parses an integer argument, replying with Redis's error if it is not one.
     pub fn int(&mut self, b: &[u8]) -> Option<i64> {
         let v = parse_i64(b);
@@ -279,20 +326,21 @@ pub fn call(srv: &mut Server, c: &mut Client, cmd: &'static Command, args: &Args
     srv.ks.now = crate::util::now_ms();
     c.last_interaction_ms = srv.ks.now;
     c.last_cmd = cmd.name;
-    let (db, dirty, errors, counted) = (c.db, srv.ks.dirty, c.reply.errors, srv.stats.error_replies);
-    let mut ctx = Ctx { srv, c };
+    let (db, dirty, errors, counted) = (c.db, srv.ks.dirty(), c.reply.errors, srv.stats.error_replies);
+    let mut ctx = Ctx { srv, c, log: Log::AsReceived };
     (cmd.handler)(&mut ctx, args);
+    let log = ctx.log;
     srv.stats.commands_processed += 1;
     // Error replies of this command, less those nested calls (EXEC) counted already.
     let nested = srv.stats.error_replies - counted;
     srv.stats.error_replies += c.reply.errors - errors - nested;
     if srv.aof.logging() {
         crate::aof::propagate_expired(srv);
-        if srv.ks.dirty != dirty && cmd.flags & flags::WRITE != 0 {
-            crate::aof::propagate(srv, db, args);
+        // The rule of the module header: a write command that changed the keyspace is logged.
+        if srv.ks.dirty() != dirty && cmd.flags & flags::WRITE != 0 {
+            crate::aof::propagate(srv, db, args, log);
         }
     }
-    srv.prop_override = None;
 }
 
 /// Rejects a command; a rejected EXEC also discards the transaction, as in Redis.
@@ -408,8 +456,7 @@ pub fn remove_members<C: Members>(ctx: &mut Ctx, a: &Args) {
         },
     };
     if removed > 0 {
-        ctx.srv.ks.collection_changed(db, key, empty);
-        ctx.srv.ks.dirty += removed;
+        ctx.srv.ks.collection_changed(db, key, empty, removed);
     }
     ctx.c.reply.int(removed as i64);
 }

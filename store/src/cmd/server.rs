@@ -37,19 +37,14 @@ fn flush_mode_ok(ctx: &mut Ctx, a: &Args) -> bool {
 
 fn flushdb(ctx: &mut Ctx, a: &Args) {
     if flush_mode_ok(ctx, a) {
-        let n = ctx.srv.ks.flush_db(ctx.db());
-        ctx.srv.ks.dirty += n as u64;
+        ctx.srv.ks.flush_db(ctx.db());
         ctx.c.reply.ok();
     }
 }
 
 fn flushall(ctx: &mut Ctx, a: &Args) {
     if flush_mode_ok(ctx, a) {
-        let mut n = 0;
-        for db in 0..ctx.srv.ks.dbs.len() {
-            n += ctx.srv.ks.flush_db(db);
-        }
-        ctx.srv.ks.dirty += n as u64 + 1;
+        ctx.srv.ks.flush_all();
         ctx.c.reply.ok();
     }
 }
@@ -64,7 +59,6 @@ fn swapdb(ctx: &mut Ctx, a: &Args) {
         return ctx.err("ERR DB index is out of range");
     }
     ctx.srv.ks.swap_db(x as usize, y as usize);
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.ok();
 }
 

@@ -8,9 +8,8 @@
 //! an all-integer result comes back sorted.
 
 use super::flags::*;
-use super::keys::{parse_cursor, parse_scan_opts};
+use super::scan::{Scanned, Visit};
 use super::{Args, Command, Ctx, NOT_INT, SYNTAX, WRONGTYPE, command};
-use crate::glob;
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use crate::types::Limits;
@@ -85,7 +84,7 @@ fn sadd(ctx: &mut Ctx, a: &Args) {
                 added += s.insert(m, &limits) as u64;
             }
             if added > 0 {
-                ctx.srv.ks.touch(db, key);
+                ctx.srv.ks.changed(db, key, added);
             }
         }
         Some(_) => return ctx.err(WRONGTYPE),
@@ -94,10 +93,9 @@ fn sadd(ctx: &mut Ctx, a: &Args) {
             for m in a.from(2) {
                 added += s.insert(m, &limits) as u64;
             }
-            ctx.srv.ks.set(db, key, Value::Set(Box::new(s)), false);
+            ctx.srv.ks.create(db, key, Value::Set(Box::new(s)), added);
         }
     }
-    ctx.srv.ks.dirty += added;
     ctx.c.reply.int(added as i64);
 }
 
@@ -166,9 +164,8 @@ fn spop(ctx: &mut Ctx, a: &Args) {
         None => return ctx.c.reply.null(),
     };
     ctx.c.reply.bulk(&member);
-    ks.collection_changed(db, key, empty);
-    ks.dirty += 1;
-    ctx.srv.propagate_as(&[&[b"SREM", key, &member]]);
+    ks.collection_changed(db, key, empty, 1);
+    ctx.log_as(&[&[b"SREM", key, &member]]);
 }
 
 fn spop_count(ctx: &mut Ctx, a: &Args) {
@@ -203,9 +200,8 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
         } else {
             reply_set(r, s);
         }
-        ks.delete(db, key);
-        ks.dirty += size as u64;
-        ctx.srv.propagate_as(&[&[b"DEL", key]]);
+        ks.collection_changed(db, key, true, size as u64);
+        ctx.log_as(&[&[b"DEL", key]]);
         return;
     }
     r.set(count);
@@ -234,10 +230,9 @@ fn spop_count(ctx: &mut Ctx, a: &Args) {
         }
         **s = keep;
     }
-    ks.touch(db, key);
-    ks.dirty += count as u64;
+    ks.changed(db, key, count as u64);
     let args: Vec<&[u8]> = [&b"SREM"[..], key].into_iter().chain(popped.iter().map(Vec::as_slice)).collect();
-    ctx.srv.propagate_as(&[&args]);
+    ctx.log_as(&[&args]);
 }
 
 fn srandmember(ctx: &mut Ctx, a: &Args) {
@@ -350,20 +345,18 @@ fn smove(ctx: &mut Ctx, a: &Args) {
         return ctx.c.reply.int(0);
     }
     let empty = s.is_empty();
-    ks.collection_changed(db, src, empty);
-    ks.dirty += 1;
-    let added = match ks.dbs[db].dict.get_mut(dst) {
-        Some(Value::Set(d)) => d.insert(member, &limits),
+    ks.collection_changed(db, src, empty, 1);
+    match ks.dbs[db].dict.get_mut(dst) {
+        Some(Value::Set(d)) => {
+            if d.insert(member, &limits) {
+                ks.changed(db, dst, 1);
+            }
+        }
         _ => {
             let mut d = Set::new();
             d.insert(member, &limits);
-            ks.set(db, dst, Value::Set(Box::new(d)), false);
-            true
+            ks.create(db, dst, Value::Set(Box::new(d)), 1);
         }
-    };
-    if added {
-        ks.touch(db, dst);
-        ks.dirty += 1;
     }
     ctx.c.reply.int(1);
 }
@@ -404,9 +397,8 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], result: Set) {
     let n = result.len();
     if n > 0 {
         ctx.srv.ks.set(db, dst, Value::Set(Box::new(result)), false);
-        ctx.srv.ks.dirty += 1;
-    } else if ctx.srv.ks.delete(db, dst) {
-        ctx.srv.ks.dirty += 1;
+    } else {
+        ctx.srv.ks.delete(db, dst);
     }
     ctx.c.reply.int(n as i64);
 }
@@ -573,52 +565,20 @@ fn sdiffstore(ctx: &mut Ctx, a: &Args) {
 }
 
 fn sscan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[2]) else { return };
-    let db = ctx.db();
-    match ctx.srv.ks.read(db, &a[1]) {
-        None => {
-            let r = &mut ctx.c.reply;
-            r.array(2);
-            r.bulk(b"0");
-            return r.array(0);
-        }
-        Some(Value::Set(_)) => {}
-        Some(_) => return ctx.err(WRONGTYPE),
-    }
-    // Options are parsed after the lookup, as Redis does.
-    let Some(o) = parse_scan_opts(ctx, a, 3, false) else { return };
-    let Some(Value::Set(s)) = ctx.srv.ks.dbs[db].dict.get(&a[1]) else { unreachable!("checked above") };
-    let keep = |m: &[u8]| o.pattern.as_ref().is_none_or(|p| glob::matches(p, m, false));
-    // Members are encoded straight into a scratch buffer: the reply's cursor
-    // comes first but is known only after the scan.
-    let mut items = Reply::default();
-    let (visited, mut matched) = (std::cell::Cell::new(0usize), 0usize);
-    let mut emit = |m: &[u8]| {
-        visited.set(visited.get() + 1);
-        if keep(m) {
-            items.bulk(m);
-            matched += 1;
-        }
-    };
-    match &**s {
-        // Compact: everything in one call, as Redis does.
-        Set::Ints(_) => cursor = s.scan(0, &mut emit),
-        Set::Table(_) => {
-            // COUNT bounds the members visited (before MATCH filters them),
-            // and at most COUNT*10 more buckets are tried, as in Redis.
-            let mut budget = o.count.saturating_mul(10);
-            loop {
-                cursor = s.scan(cursor, &mut emit);
-                if cursor == 0 || budget == 0 || visited.get() >= o.count {
-                    break;
-                }
-                budget -= 1;
-            }
+    super::scan::collection::<Set>(ctx, a);
+}
+
+impl Scanned for Set {
+    const WIDTH: usize = 1;
+
+    fn of(v: &Value) -> Option<&Set> {
+        match v {
+            Value::Set(s) => Some(s),
+            _ => None,
         }
     }
-    let r = &mut ctx.c.reply;
-    r.array(2);
-    r.bulk(cursor.to_string().as_bytes());
-    r.array(matched);
-    r.raw(&items.buf);
+
+    fn step(&self, cursor: u64, f: &mut Visit) -> u64 {
+        self.scan(cursor, |m| f(m, &|r| r.bulk(m)))
+    }
 }

@@ -143,13 +143,14 @@ fn set(ctx: &mut Ctx, a: &Args) {
         }
         return;
     }
-    ctx.srv.ks.set(db, key, Value::string(&a[2]), ttl == Ttl::Keep);
-    if let Ttl::At(when) = ttl {
-        ctx.srv.ks.set_expire(db, key, when);
-        // Logged with an absolute expiry so replaying it later is exact.
-        ctx.srv.propagate_as(&[&[b"SET", key, &a[2], b"PXAT", when.to_string().as_bytes()]]);
+    match ttl {
+        Ttl::At(when) => {
+            ctx.srv.ks.set_expiring(db, key, Value::string(&a[2]), Some(when));
+            // Logged with an absolute expiry so replaying it later is exact.
+            ctx.log_as(&[&[b"SET", key, &a[2], b"PXAT", when.to_string().as_bytes()]]);
+        }
+        _ => ctx.srv.ks.set(db, key, Value::string(&a[2]), ttl == Ttl::Keep),
     }
-    ctx.srv.ks.dirty += 1;
     if !want_get {
         ctx.c.reply.ok();
     }
@@ -161,7 +162,6 @@ fn setnx(ctx: &mut Ctx, a: &Args) {
         return ctx.c.reply.int(0);
     }
     ctx.srv.ks.set(db, &a[1], Value::string(&a[2]), false);
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.int(1);
 }
 
@@ -172,10 +172,8 @@ fn setex_generic(ctx: &mut Ctx, a: &Args, mul: i64, cmd: &str) {
         return ctx.err(&format!("ERR invalid expire time in '{cmd}' command"));
     };
     let db = ctx.db();
-    ctx.srv.ks.set(db, &a[1], Value::string(&a[3]), false);
-    ctx.srv.ks.set_expire(db, &a[1], when);
-    ctx.srv.propagate_as(&[&[b"SET", &a[1], &a[3], b"PXAT", when.to_string().as_bytes()]]);
-    ctx.srv.ks.dirty += 1;
+    ctx.srv.ks.set_expiring(db, &a[1], Value::string(&a[3]), Some(when));
+    ctx.log_as(&[&[b"SET", &a[1], &a[3], b"PXAT", when.to_string().as_bytes()]]);
     ctx.c.reply.ok();
 }
 
@@ -198,7 +196,6 @@ fn getset(ctx: &mut Ctx, a: &Args) {
         }
     }
     ctx.srv.ks.set(db, &a[1], Value::string(&a[2]), false);
-    ctx.srv.ks.dirty += 1;
 }
 
 fn getdel(ctx: &mut Ctx, a: &Args) {
@@ -208,8 +205,7 @@ fn getdel(ctx: &mut Ctx, a: &Args) {
         Some(v) => {
             if reply_str_to(&mut ctx.c.reply, v) {
                 ctx.srv.ks.delete(db, &a[1]);
-                ctx.srv.propagate_as(&[&[b"DEL", &a[1]]]);
-                ctx.srv.ks.dirty += 1;
+                ctx.log_as(&[&[b"DEL", &a[1]]]);
             }
         }
     }
@@ -245,18 +241,15 @@ fn getex(ctx: &mut Ctx, a: &Args) {
     match ttl {
         Ttl::At(when) if when <= ctx.srv.ks.now => {
             ctx.srv.ks.delete(db, key);
-            ctx.srv.propagate_as(&[&[b"DEL", key]]);
-            ctx.srv.ks.dirty += 1;
+            ctx.log_as(&[&[b"DEL", key]]);
         }
         Ttl::At(when) => {
             ctx.srv.ks.set_expire(db, key, when);
-            ctx.srv.propagate_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
-            ctx.srv.ks.dirty += 1;
+            ctx.log_as(&[&[b"PEXPIREAT", key, when.to_string().as_bytes()]]);
         }
         Ttl::Persist => {
             if ctx.srv.ks.persist(db, key) {
-                ctx.srv.propagate_as(&[&[b"PERSIST", key]]);
-                ctx.srv.ks.dirty += 1;
+                ctx.log_as(&[&[b"PERSIST", key]]);
             }
         }
         Ttl::Unchanged | Ttl::Keep => {}
@@ -271,7 +264,6 @@ fn mset(ctx: &mut Ctx, a: &Args) {
     for i in (1..a.len()).step_by(2) {
         ctx.srv.ks.set(db, &a[i], Value::string(&a[i + 1]), false);
     }
-    ctx.srv.ks.dirty += (a.len() / 2) as u64;
     ctx.c.reply.ok();
 }
 
@@ -286,7 +278,6 @@ fn msetnx(ctx: &mut Ctx, a: &Args) {
     for i in (1..a.len()).step_by(2) {
         ctx.srv.ks.set(db, &a[i], Value::string(&a[i + 1]), false);
     }
-    ctx.srv.ks.dirty += (a.len() / 2) as u64;
     ctx.c.reply.int(1);
 }
 
@@ -328,11 +319,10 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) {
     match ctx.srv.ks.write(db, key) {
         Some(v) => {
             *v = Value::Int(new);
-            ctx.srv.ks.touch(db, key);
+            ctx.srv.ks.changed(db, key, 1);
         }
         None => ctx.srv.ks.set(db, key, Value::Int(new), false),
     }
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.int(new);
 }
 
@@ -376,8 +366,7 @@ fn incrbyfloat(ctx: &mut Ctx, a: &Args) {
     };
     ctx.srv.ks.set(db, key, Value::string(&text), true);
     // Logged as the result, so replay does not depend on float rounding.
-    ctx.srv.propagate_as(&[&[b"SET", key, &text, b"KEEPTTL"]]);
-    ctx.srv.ks.dirty += 1;
+    ctx.log_as(&[&[b"SET", key, &text, b"KEEPTTL"]]);
     ctx.c.reply.bulk(&text);
 }
 
@@ -412,7 +401,6 @@ fn append(ctx: &mut Ctx, a: &Args) {
     };
     let Some(cur_len) = cur_len else {
         ctx.srv.ks.set(db, key, Value::string(&a[2]), false);
-        ctx.srv.ks.dirty += 1;
         return ctx.c.reply.int(a[2].len() as i64);
     };
     if too_big(ctx, (cur_len + a[2].len()) as u64) {
@@ -423,8 +411,7 @@ fn append(ctx: &mut Ctx, a: &Args) {
     bytes.extend_from_slice(&a[2]);
     let n = bytes.len();
     *v = Value::string_from_vec(bytes);
-    ctx.srv.ks.touch(db, key);
-    ctx.srv.ks.dirty += 1;
+    ctx.srv.ks.changed(db, key, 1);
     ctx.c.reply.int(n as i64);
 }
 
@@ -498,10 +485,9 @@ fn setrange(ctx: &mut Ctx, a: &Args) {
     match ctx.srv.ks.write(db, key) {
         Some(v) => {
             *v = Value::string_from_vec(bytes);
-            ctx.srv.ks.touch(db, key);
+            ctx.srv.ks.changed(db, key, 1);
         }
         None => ctx.srv.ks.set(db, key, Value::string_from_vec(bytes), false),
     }
-    ctx.srv.ks.dirty += 1;
     ctx.c.reply.int(n as i64);
 }

@@ -6,15 +6,15 @@
 //! Numbers are parsed with C's `strtod`, as Redis does: scores accept
 //! everything `strtod` does (hex, `inf`, `infinity`) but no surrounding
 //! space, while range bounds keep Redis's looser rules (leading space and an
-//! empty string are accepted, anything after a NUL byte is ignored).
+//! empty string are accepted, anything after a NUL byte is ignored; see
+//! [`ScoreRange::parse`]).
 
 use super::flags::*;
-use super::keys::{parse_cursor, parse_scan_opts};
-use super::{Args, Command, Ctx, NOT_FLOAT, SYNTAX, WRONGTYPE, command};
-use crate::glob;
+use super::scan::{Scanned, Visit};
+use super::{Args, Command, Ctx, NOT_FLOAT, SYNTAX, WRONGTYPE, clamp_range, command};
 use crate::protocol::reply::Reply;
 use crate::types::Limits;
-use crate::types::zset::{AddFlags, AddOutcome, LexBound, LexRange, ScoreRange, ZSet};
+use crate::types::zset::{AddFlags, AddOutcome, LexRange, ScoreRange, ZSet, strtod};
 use crate::util::{fmt_g17, parse_i64};
 use crate::value::Value;
 
@@ -49,29 +49,6 @@ const NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
-/// C's `strtod` over `b` up to its first NUL byte: the value, the number of
-/// bytes it consumed, and whether it set `ERANGE`.
-fn strtod(b: &[u8]) -> (f64, usize, bool) {
-    let mut stack = [0u8; 64];
-    let heap;
-    let buf: &[u8] = if b.len() < stack.len() {
-        stack[..b.len()].copy_from_slice(b);
-        &stack[..=b.len()]
-    } else {
-        heap = [b, &[0][..]].concat();
-        &heap
-    };
-    let mut end: *mut libc::c_char = std::ptr::null_mut();
-    // SAFETY: `buf` is NUL-terminated and outlives the call; `end` receives a
-    // pointer into it. errno is thread-local.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let v = libc::strtod(buf.as_ptr().cast(), &mut end);
-        let erange = *libc::__errno_location() == libc::ERANGE;
-        (v, end.cast_const().cast::<u8>().offset_from(buf.as_ptr()) as usize, erange)
-    }
-}
-
 /// A score argument, as Redis's `getDoubleFromObject` reads it.
 fn parse_score(b: &[u8]) -> Option<f64> {
     if b.is_empty() || b[0].is_ascii_whitespace() || b[0] == 0x0b {
@@ -80,39 +57,6 @@ fn parse_score(b: &[u8]) -> Option<f64> {
     let (v, n, erange) = strtod(b);
     let bad = n != b.len() || v.is_nan() || (erange && (v.is_infinite() || v == 0.0));
     (!bad).then_some(v)
-}
-
-/// One end of a score range: `[(]number`, with Redis's `zslParseRange` rules.
-fn parse_score_bound(b: &[u8]) -> Option<(f64, bool)> {
-    let (s, ex) = match b.first() {
-        Some(b'(') => (&b[1..], true),
-        _ => (b, false),
-    };
-    let (v, n, _) = strtod(s);
-    // strtod stops at a NUL byte, and C then sees the end of the string.
-    (s.get(n).is_none_or(|&c| c == 0) && !v.is_nan()).then_some((v, ex))
-}
-
-fn parse_score_range(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
-    let (min, minex) = parse_score_bound(min)?;
-    let (max, maxex) = parse_score_bound(max)?;
-    Some(ScoreRange { min, max, minex, maxex })
-}
-
-/// One end of a lexicographic range: `-`, `+`, `[value` or `(value`.
-fn parse_lex_bound(b: &[u8]) -> Option<LexBound> {
-    let alone = b.get(1).is_none_or(|&c| c == 0);
-    match b.first() {
-        Some(b'+') if alone => Some(LexBound::PosInf),
-        Some(b'-') if alone => Some(LexBound::NegInf),
-        Some(b'(') => Some(LexBound::Value(b[1..].to_vec(), true)),
-        Some(b'[') => Some(LexBound::Value(b[1..].to_vec(), false)),
-        _ => None,
-    }
-}
-
-fn parse_lex_range(min: &[u8], max: &[u8]) -> Option<LexRange> {
-    Some(LexRange { min: parse_lex_bound(min)?, max: parse_lex_bound(max)? })
 }
 
 /// A score as a listpack stores it (Redis 7.0's `d2string`): whole numbers
@@ -209,18 +153,17 @@ fn zadd_generic(ctx: &mut Ctx, a: &Args, incr: bool) {
             let mut z = ZSet::new();
             let ok = run(&mut z);
             if !z.is_empty() {
-                ks.set(db, key, Value::ZSet(Box::new(z)), false);
+                ks.create(db, key, Value::ZSet(Box::new(z)), 0);
             }
             ok
         }
     };
     if added + updated > 0 {
-        ks.touch(db, key);
+        ks.changed(db, key, added + updated);
     }
     if !ok {
         return r.error(NAN_SCORE);
     }
-    ks.dirty += added + updated;
     if f.incr {
         if processed > 0 { r.double(last) } else { r.null() }
     } else {
@@ -271,7 +214,7 @@ fn zcard(ctx: &mut Ctx, a: &Args) {
 }
 
 fn zcount(ctx: &mut Ctx, a: &Args) {
-    let Some(range) = parse_score_range(&a[2], &a[3]) else { return ctx.err(NOT_FLOAT_RANGE) };
+    let Some(range) = ScoreRange::parse(&a[2], &a[3]) else { return ctx.err(NOT_FLOAT_RANGE) };
     let db = ctx.db();
     match ctx.srv.ks.read(db, &a[1]) {
         None => ctx.c.reply.int(0),
@@ -284,7 +227,7 @@ fn zcount(ctx: &mut Ctx, a: &Args) {
 }
 
 fn zlexcount(ctx: &mut Ctx, a: &Args) {
-    let Some(range) = parse_lex_range(&a[2], &a[3]) else { return ctx.err(NOT_LEX_RANGE) };
+    let Some(range) = LexRange::parse(&a[2], &a[3]) else { return ctx.err(NOT_LEX_RANGE) };
     let db = ctx.db();
     let z = match ctx.srv.ks.read(db, &a[1]) {
         None => return ctx.c.reply.int(0),
@@ -408,11 +351,11 @@ fn zrange_generic(ctx: &mut Ctx, a: &Args, mut by: RangeBy, mut rev: Option<bool
         Lex(LexRange),
     }
     let parsed = match by {
-        RangeBy::Score => match parse_score_range(lo_arg, hi_arg) {
+        RangeBy::Score => match ScoreRange::parse(lo_arg, hi_arg) {
             Some(r) => Parsed::Score(r),
             None => return ctx.err(NOT_FLOAT_RANGE),
         },
-        RangeBy::Lex => match parse_lex_range(lo_arg, hi_arg) {
+        RangeBy::Lex => match LexRange::parse(lo_arg, hi_arg) {
             Some(r) => Parsed::Lex(r),
             None => return ctx.err(NOT_LEX_RANGE),
         },
@@ -430,24 +373,14 @@ fn zrange_generic(ctx: &mut Ctx, a: &Args, mut by: RangeBy, mut rev: Option<bool
         Some(_) => return r.error(WRONGTYPE),
     };
     let mut out = Emitter { r, withscores, n: 0 };
-    let len = z.len() as i64;
+    let len = z.len();
     match parsed {
-        Parsed::Rank(mut start, mut end) => {
-            if start < 0 {
-                start += len;
-            }
-            if end < 0 {
-                end += len;
-            }
-            start = start.max(0);
-            if start > end || start >= len {
-                return out.r.array(0);
-            }
-            end = end.min(len - 1);
-            let n = (end - start + 1) as usize;
+        Parsed::Rank(start, end) => {
+            let Some((start, end)) = clamp_range(start, end, len) else { return out.r.array(0) };
+            let n = end - start + 1;
             let items = out.items(n);
             out.r.array(items);
-            let it = if rev { z.iter_rev_from((len - 1 - start) as usize) } else { z.iter_from(start as usize) };
+            let it = if rev { z.iter_rev_from(len - 1 - start) } else { z.iter_from(start) };
             for (m, s) in it.take(n) {
                 out.emit(m, s);
             }
@@ -560,8 +493,7 @@ fn zpop_generic(ctx: &mut Ctx, a: &Args, max: bool) {
         r.double(s);
     }
     let empty = z.is_empty();
-    ks.dirty += n as u64;
-    ks.collection_changed(db, key, empty);
+    ks.collection_changed(db, key, empty, n as u64);
 }
 
 /// How ZREMRANGEBY* selects entries.
@@ -581,20 +513,9 @@ fn zremrange_generic(ctx: &mut Ctx, a: &Args, by: RemoveBy) {
         Some(_) => return ctx.c.reply.error(WRONGTYPE),
     };
     let removed = match by {
-        RemoveBy::Rank(mut start, mut end) => {
-            let len = z.len() as i64;
-            if start < 0 {
-                start += len;
-            }
-            if end < 0 {
-                end += len;
-            }
-            start = start.max(0);
-            if start > end || start >= len {
-                return ctx.c.reply.int(0);
-            }
-            end = end.min(len - 1);
-            z.remove_ranks(start as usize, end as usize + 1)
+        RemoveBy::Rank(start, end) => {
+            let Some((start, end)) = clamp_range(start, end, z.len()) else { return ctx.c.reply.int(0) };
+            z.remove_ranks(start, end + 1)
         }
         RemoveBy::Score(range) => {
             let (lo, hi) = z.score_ranks(&range);
@@ -604,9 +525,8 @@ fn zremrange_generic(ctx: &mut Ctx, a: &Args, by: RemoveBy) {
     };
     let empty = z.is_empty();
     if removed > 0 {
-        ks.collection_changed(db, key, empty);
+        ks.collection_changed(db, key, empty, removed as u64);
     }
-    ks.dirty += removed as u64;
     ctx.c.reply.int(removed as i64);
 }
 
@@ -617,73 +537,45 @@ fn zremrangebyrank(ctx: &mut Ctx, a: &Args) {
 }
 
 fn zremrangebyscore(ctx: &mut Ctx, a: &Args) {
-    match parse_score_range(&a[2], &a[3]) {
+    match ScoreRange::parse(&a[2], &a[3]) {
         Some(r) => zremrange_generic(ctx, a, RemoveBy::Score(r)),
         None => ctx.err(NOT_FLOAT_RANGE),
     }
 }
 
 fn zremrangebylex(ctx: &mut Ctx, a: &Args) {
-    match parse_lex_range(&a[2], &a[3]) {
+    match LexRange::parse(&a[2], &a[3]) {
         Some(r) => zremrange_generic(ctx, a, RemoveBy::Lex(r)),
         None => ctx.err(NOT_LEX_RANGE),
     }
 }
 
 fn zscan(ctx: &mut Ctx, a: &Args) {
-    let Some(mut cursor) = parse_cursor(ctx, &a[2]) else { return };
-    let db = ctx.db();
-    match ctx.srv.ks.read(db, &a[1]) {
-        None => {
-            let r = &mut ctx.c.reply;
-            r.array(2);
-            r.bulk(b"0");
-            return r.array(0);
-        }
-        Some(Value::ZSet(_)) => {}
-        Some(_) => return ctx.err(WRONGTYPE),
-    }
-    // Options are parsed after the lookup, as Redis does.
-    let Some(o) = parse_scan_opts(ctx, a, 3, false) else { return };
-    let Some(Value::ZSet(z)) = ctx.srv.ks.dbs[db].dict.get(&a[1]) else { unreachable!("checked above") };
-    let pack = matches!(&**z, ZSet::Pack(_));
-    let keep = |m: &[u8]| o.pattern.as_ref().is_none_or(|p| glob::matches(p, m, false));
-    // Entries are encoded straight into a scratch buffer: the reply's cursor
-    // comes first but is known only after the scan.
-    let mut items = Reply::default();
-    let (visited, mut matched) = (std::cell::Cell::new(0usize), 0usize);
-    let mut emit = |m: &[u8], s: f64| {
-        visited.set(visited.get() + 1);
-        if keep(m) {
-            items.bulk(m);
-            // A listpack holds scores as text (integers when whole); the
-            // skiplist's dict holds doubles, printed as `%.17Lg`.
-            let text = if pack { listpack_score_text(s) } else { fmt_g17(s) };
-            items.bulk(text.as_bytes());
-            matched += 1;
-        }
-    };
-    if pack {
-        // Compact: everything in one call, as Redis does.
-        cursor = z.scan(0, &mut emit);
-    } else {
-        // COUNT bounds the members visited (before MATCH filters them), and
-        // at most COUNT*20 more buckets are tried (Redis doubles COUNT for
-        // member/score pairs, then allows ten times that).
-        let mut budget = o.count.saturating_mul(20);
-        loop {
-            cursor = z.scan(cursor, &mut emit);
-            if cursor == 0 || budget == 0 || visited.get() >= o.count {
-                break;
-            }
-            budget -= 1;
+    super::scan::collection::<ZSet>(ctx, a);
+}
+
+impl Scanned for ZSet {
+    const WIDTH: usize = 2;
+
+    fn of(v: &Value) -> Option<&ZSet> {
+        match v {
+            Value::ZSet(z) => Some(z),
+            _ => None,
         }
     }
-    let r = &mut ctx.c.reply;
-    r.array(2);
-    r.bulk(cursor.to_string().as_bytes());
-    r.array(2 * matched);
-    r.raw(&items.buf);
+
+    fn step(&self, cursor: u64, f: &mut Visit) -> u64 {
+        let pack = matches!(self, ZSet::Pack(_));
+        self.scan(cursor, |m, s| {
+            f(m, &|r| {
+                r.bulk(m);
+                // A listpack holds scores as text (integers when whole); the
+                // skiplist's dict holds doubles, printed as `%.17Lg`.
+                let text = if pack { listpack_score_text(s) } else { fmt_g17(s) };
+                r.bulk(text.as_bytes());
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -699,26 +591,12 @@ mod tests {
         for bad in [&b""[..], b" 1", b"1 ", b"nan", b"1e999", b"1e-999", b"abc", b"1\x002"] {
             assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(parse_score_bound(b"(1.5"), Some((1.5, true)));
-        assert_eq!(parse_score_bound(b" 2"), Some((2.0, false)));
-        assert_eq!(parse_score_bound(b""), Some((0.0, false)));
-        assert_eq!(parse_score_bound(b"1\x00junk"), Some((1.0, false)));
-        assert_eq!(parse_score_bound(b"1e999"), Some((f64::INFINITY, false)));
-        assert_eq!(parse_score_bound(b"nan"), None);
-        assert_eq!(parse_score_bound(b"1x"), None);
         let long = format!("{}1", "0".repeat(100));
         assert_eq!(parse_score(long.as_bytes()), Some(1.0));
     }
 
     #[test]
-    fn lex_bounds_and_listpack_text() {
-        assert_eq!(parse_lex_bound(b"+"), Some(LexBound::PosInf));
-        assert_eq!(parse_lex_bound(b"-"), Some(LexBound::NegInf));
-        assert_eq!(parse_lex_bound(b"(a"), Some(LexBound::Value(b"a".to_vec(), true)));
-        assert_eq!(parse_lex_bound(b"["), Some(LexBound::Value(Vec::new(), false)));
-        for bad in [&b""[..], b"a", b"+a", b"-1"] {
-            assert_eq!(parse_lex_bound(bad), None);
-        }
+    fn listpack_text() {
         assert_eq!(listpack_score_text(1e17), "100000000000000000");
         assert_eq!(listpack_score_text(1e19), "1e+19");
         assert_eq!(listpack_score_text(0.1), "0.10000000000000001");

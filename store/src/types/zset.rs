@@ -84,6 +84,29 @@ pub enum AddOutcome {
     },
 }
 
+/// C's `strtod` over `b` up to its first NUL byte: the value, the number of
+/// bytes it consumed, and whether it set `ERANGE`.
+pub fn strtod(b: &[u8]) -> (f64, usize, bool) {
+    let mut stack = [0u8; 64];
+    let heap;
+    let buf: &[u8] = if b.len() < stack.len() {
+        stack[..b.len()].copy_from_slice(b);
+        &stack[..=b.len()]
+    } else {
+        heap = [b, &[0][..]].concat();
+        &heap
+    };
+    let mut end: *mut libc::c_char = std::ptr::null_mut();
+    // SAFETY: `buf` is NUL-terminated and outlives the call; `end` receives a
+    // pointer into it. errno is thread-local.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let v = libc::strtod(buf.as_ptr().cast(), &mut end);
+        let erange = *libc::__errno_location() == libc::ERANGE;
+        (v, end.cast_const().cast::<u8>().offset_from(buf.as_ptr()) as usize, erange)
+    }
+}
+
 /// A score interval, as ZRANGEBYSCORE parses it.
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreRange {
@@ -98,6 +121,13 @@ pub struct ScoreRange {
 }
 
 impl ScoreRange {
+    /// Parses `min max` as ZRANGEBYSCORE does (Redis's `zslParseRange`).
+    pub fn parse(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
+        let (min, minex) = parse_score_bound(min)?;
+        let (max, maxex) = parse_score_bound(max)?;
+        Some(ScoreRange { min, max, minex, maxex })
+    }
+
     /// True when `s` is not below the lower bound.
     #[inline]
     pub fn gte_min(&self, s: f64) -> bool {
@@ -108,6 +138,29 @@ impl ScoreRange {
     #[inline]
     pub fn lte_max(&self, s: f64) -> bool {
         if self.maxex { s < self.max } else { s <= self.max }
+    }
+}
+
+/// One end of a score range: `[(]number`, with Redis's `zslParseRange` rules.
+fn parse_score_bound(b: &[u8]) -> Option<(f64, bool)> {
+    let (s, ex) = match b.first() {
+        Some(b'(') => (&b[1..], true),
+        _ => (b, false),
+    };
+    let (v, n, _) = strtod(s);
+    // strtod stops at a NUL byte, and C then sees the end of the string.
+    (s.get(n).is_none_or(|&c| c == 0) && !v.is_nan()).then_some((v, ex))
+}
+
+/// One end of a lexicographic range: `-`, `+`, `[value` or `(value`.
+fn parse_lex_bound(b: &[u8]) -> Option<LexBound> {
+    let alone = b.get(1).is_none_or(|&c| c == 0);
+    match b.first() {
+        Some(b'+') if alone => Some(LexBound::PosInf),
+        Some(b'-') if alone => Some(LexBound::NegInf),
+        Some(b'(') => Some(LexBound::Value(b[1..].to_vec(), true)),
+        Some(b'[') => Some(LexBound::Value(b[1..].to_vec(), false)),
+        _ => None,
     }
 }
 
@@ -150,6 +203,11 @@ pub struct LexRange {
 }
 
 impl LexRange {
+    /// Parses `min max` as ZRANGEBYLEX does (Redis's `zslParseLexRange`).
+    pub fn parse(min: &[u8], max: &[u8]) -> Option<LexRange> {
+        Some(LexRange { min: parse_lex_bound(min)?, max: parse_lex_bound(max)? })
+    }
+
     /// True when `m` is not below the lower bound.
     #[inline]
     pub fn gte_min(&self, m: &[u8]) -> bool {
@@ -575,6 +633,24 @@ mod tests {
         let mut z = ZSet::new();
         z.insert(b"a", -0.0, &l);
         assert!(z.score(b"a").unwrap().is_sign_positive());
+    }
+
+    #[test]
+    fn range_bounds_parse_like_redis() {
+        assert_eq!(parse_score_bound(b"(1.5"), Some((1.5, true)));
+        assert_eq!(parse_score_bound(b" 2"), Some((2.0, false)));
+        assert_eq!(parse_score_bound(b""), Some((0.0, false)));
+        assert_eq!(parse_score_bound(b"1\x00junk"), Some((1.0, false)));
+        assert_eq!(parse_score_bound(b"1e999"), Some((f64::INFINITY, false)));
+        assert_eq!(parse_score_bound(b"nan"), None);
+        assert_eq!(parse_score_bound(b"1x"), None);
+        assert_eq!(parse_lex_bound(b"+"), Some(LexBound::PosInf));
+        assert_eq!(parse_lex_bound(b"-"), Some(LexBound::NegInf));
+        assert_eq!(parse_lex_bound(b"(a"), Some(LexBound::Value(b"a".to_vec(), true)));
+        assert_eq!(parse_lex_bound(b"["), Some(LexBound::Value(Vec::new(), false)));
+        for bad in [&b""[..], b"a", b"+a", b"-1"] {
+            assert_eq!(parse_lex_bound(bad), None);
+        }
     }
 
     #[test]
