@@ -23,6 +23,14 @@ fn wait_rewrite(con: &mut redis::Connection) {
     });
 }
 
+/// Waits until a server has written its whole AOF buffer to the file (under
+/// `everysec` Redis postpones the write while a background fsync runs).
+fn wait_aof_written(con: &mut redis::Connection) {
+    wait_until("the AOF write", || {
+        info_field(con, "aof_buffer_length") == "0" && info_field(con, "aof_pending_bio_fsync") == "0"
+    });
+}
+
 /// Copies a directory tree (the AOF directory) to `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -109,6 +117,7 @@ fn cowstore_loads_redis_server_aof() {
         q::<String>(&mut rc, &["SET", "in-incr", "after rewrite"]);
         q::<i64>(&mut rc, &["RPUSH", "list-small", "more"]);
         let theirs = capture(&mut rc);
+        wait_aof_written(&mut rc);
         let dir = temp_dir("ours-on-redis");
         copy_dir(&r.dir.join("appendonlydir"), &dir.join("appendonlydir"));
         let base_kind = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
