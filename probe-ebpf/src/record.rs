@@ -33,7 +33,6 @@ const FIRST_SYNC: u32 = 8;
 const EXEC: u32 = 9;
 const FORK_CALL: u32 = 10;
 const WINDOW_END: u32 = 11;
-const CHILD_START: u32 = 12;
 
 /// A followed process forked (a thread is not a fork).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,19 +72,6 @@ pub struct Exit {
     pub exit_code: Option<u32>,
     /// A signal delivered with its default, fatal action (0: none seen).
     pub signal: u32,
-}
-
-/// A child holding a window open returned from its fork (in its own
-/// context, after its parent's syscall was done): the moment to read its
-/// address space, the parent's as it was at the fork.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChildStart {
-    /// The child.
-    pub child: u32,
-    /// Its parent.
-    pub parent: u32,
-    /// When, ns.
-    pub ts: u64,
 }
 
 /// A window-holding child's memory is gone (after its exit): its window is over.
@@ -234,8 +220,6 @@ pub enum Record {
     ForkCall(ForkCall),
     /// See [`WindowEnd`].
     WindowEnd(WindowEnd),
-    /// See [`ChildStart`].
-    ChildStart(ChildStart),
 }
 
 impl Fork {
@@ -253,14 +237,6 @@ impl Fork {
             b: self.epoch as u64 | (self.parent_copies as u64) << 32,
             c: self.child_seen_ns,
         }
-    }
-}
-
-impl ChildStart {
-    /// The record on the wire.
-    #[inline(always)]
-    pub fn event(&self) -> Event {
-        Event { kind: CHILD_START, tgid: self.child, aux: self.parent, ts: self.ts, ..Event::default() }
     }
 }
 
@@ -466,7 +442,6 @@ impl Event {
             CLOSE => Record::Close(fd),
             FIRST_SYNC => Record::FirstSync(fd),
             EXEC => Record::Exec(Exec { tgid: self.tgid, ts: self.ts }),
-            CHILD_START => Record::ChildStart(ChildStart { child: self.tgid, parent: self.aux, ts: self.ts }),
             WINDOW_END => Record::WindowEnd(WindowEnd { child: self.tgid, parent: self.aux, ts: self.ts }),
             FORK_CALL => Record::ForkCall(ForkCall {
                 parent: self.tgid,
@@ -498,8 +473,6 @@ mod tests {
             child_seen_ns: 3,
         };
         assert_eq!(fork.event().decode(), Some(Record::Fork(fork)));
-        let start = ChildStart { child: 1, parent: 2, ts: 3 };
-        assert_eq!(start.event().decode(), Some(Record::ChildStart(start)));
         let end = WindowEnd { child: 1, parent: 2, ts: 3 };
         assert_eq!(end.event().decode(), Some(Record::WindowEnd(end)));
         let call = ForkCall { parent: 1, tid: 2, child: 3, entry_ns: 4, latency_ns: 5 };

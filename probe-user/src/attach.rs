@@ -99,6 +99,26 @@ fn boot_ticks_to_monotonic(ticks: u64) -> u64 {
     (ticks * 1_000_000_000 / hz).saturating_sub(suspended)
 }
 
+/// Keeps cowscope off the CPUs `pid` may run on, when it is pinned to some
+/// and others are online: cowscope's work (draining records, reading a
+/// child's address space at a fork) then never competes with the target for
+/// its CPU. Returns the CPUs cowscope moved to.
+pub fn stay_off_cpus_of(pid: u32) -> Option<Vec<usize>> {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let target = sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).ok()?;
+    let online = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN).ok().flatten()? as usize;
+    let others: Vec<usize> = (0..online.min(CpuSet::count())).filter(|&c| !target.is_set(c).unwrap_or(true)).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let mut mine = CpuSet::new();
+    for &c in &others {
+        mine.set(c).ok()?;
+    }
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &mine).ok()?;
+    Some(others)
+}
+
 /// Whether `pid` exists and has not exited (zombies count as exited).
 pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

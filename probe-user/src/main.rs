@@ -118,6 +118,11 @@ fn record(options: &Options, pid: u32, spawned: Option<&mut target::Spawned>, ve
     let layout = tracefs::layout(&tracefs::root()?)?;
     let limits = loader::Limits { max_pages: options.max_pages, ring_bytes: options.ring_mib << 20 };
     let mut probe = loader::Probe::load(&layout, &limits)?;
+    if spawned.is_none()
+        && let Some(cpus) = attach::stay_off_cpus_of(pid)
+    {
+        log::info!("PID {pid} is pinned: cowscope runs on CPUs {cpus:?}, off its way");
+    }
     let existing = if spawned.is_some() { Vec::new() } else { attach::children(pid) };
     let (adopted, followed_at) = probe.follow(pid, &existing)?;
     let exe = match &spawned {

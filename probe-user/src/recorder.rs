@@ -33,8 +33,6 @@ pub struct Recorder {
     t0: u64,
     followed_at: u64,
     at_fork: HashMap<(u32, u32), AddressSpace>,
-    /// Address spaces of children read as they started, before their fork record.
-    started: HashMap<u32, AddressSpace>,
     latest: HashMap<u32, AddressSpace>,
     last_read: u64,
     vmstat_start: Vmstat,
@@ -72,7 +70,6 @@ impl Recorder {
             t0: now,
             followed_at,
             at_fork: HashMap::new(),
-            started: HashMap::new(),
             latest: HashMap::new(),
             last_read: now,
             vmstat_start: procfs::vmstat(),
@@ -124,7 +121,7 @@ impl Recorder {
                     // touched it), and reading it does not hold up the parent.
                     // A child already gone leaves the parent's mappings (not
                     // a walk of its page tables) to place its pages.
-                    match self.started.remove(&e.child).or_else(|| AddressSpace::read(e.child)) {
+                    match AddressSpace::read(e.child) {
                         Some(space) => {
                             self.at_fork.insert((e.parent, e.epoch), space);
                         }
@@ -152,18 +149,6 @@ impl Recorder {
                         self.check_windows();
                     }
                     self.fold(probe);
-                }
-            }
-            Record::ChildStart(e) => {
-                let window = self.forks.windows.iter().find(|w| w.child == e.child).map(|w| (w.parent, w.epoch));
-                if window.is_none_or(|w| !self.at_fork.contains_key(&w))
-                    && let Some(space) = AddressSpace::read(e.child)
-                {
-                    match window {
-                        Some(w) => self.at_fork.insert(w, space),
-                        // Its fork record comes next.
-                        None => self.started.insert(e.child, space),
-                    };
                 }
             }
             Record::Exiting(e) => {

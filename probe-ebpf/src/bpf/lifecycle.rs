@@ -9,7 +9,7 @@ use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::Trace
 use aya_log_ebpf::{debug, warn};
 use probe_ebpf::{
     CLONE_THREAD, CLONE_VM, SIG_DFL, Task, counter, kills_by_default,
-    record::{ChildStart, Exec, Exit, Exiting, Fork, WindowEnd},
+    record::{Exec, Exit, Exiting, Fork, WindowEnd},
     task,
 };
 
@@ -124,15 +124,11 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 
 fn finish_clone(ctx: &TracePointContext) {
     let (tgid, tid) = ids();
-    let ret = read(ctx, field!(sys_ret)).unwrap_or(0) as i64;
-    if ret == 0 {
-        child_started(tgid, tid);
-        return;
-    }
     let Some(call) = leave(tid, CALL_CLONE) else {
         return;
     };
-    if ret < 0 || call.arg & CLONE_THREAD != 0 {
+    let ret = read(ctx, field!(sys_ret)).unwrap_or(0) as i64;
+    if ret <= 0 || call.arg & CLONE_THREAD != 0 {
         return;
     }
     let fork = Fork {
@@ -147,21 +143,9 @@ fn finish_clone(ctx: &TracePointContext) {
         child_seen_ns: call.child_ts,
     };
     // No wake-up: userspace must not preempt the parent on its way back to
-    // the caller (that would stretch the fork it measures).
+    // the caller (on the target's CPU, userspace reading a large child's
+    // smaps at once made the parent's fork() return milliseconds later).
     emit_lazy(fork.event());
-}
-
-/// The child's own return from fork: a window-holding child wakes userspace
-/// to read its address space (the fork record itself wakes no one, so that
-/// userspace never preempts the parent on its way back to the caller).
-fn child_started(tgid: u32, tid: u32) {
-    // SAFETY: copied out.
-    if tgid == tid
-        && let Some(t) = (unsafe { TASKS.get(tgid) }).copied()
-        && t.flags & task::WINDOW != 0
-    {
-        emit(ChildStart { child: tgid, parent: t.parent, ts: now() }.event());
-    }
 }
 
 /// `syscalls:sys_exit_clone`.

@@ -23,6 +23,9 @@ pub fn run(mib: usize, pages: usize, after: usize, zero: usize, thp: bool) -> Va
     let before = truth::copies();
     let held = child::fork_held();
     let pid = held.pid;
+    // A snapshot child lives at least this long: a recorder reads it as it
+    // was at the fork at its next 100 ms tick, not in the fork's way.
+    std::thread::sleep(std::time::Duration::from_millis(250));
     region.write(0..pages, 2);
     region.write(zeros, 2);
     held.release();
