@@ -6,9 +6,11 @@
 //! family), `keyspace`/`dict`/`value`/`types` (the data), `expire`, `cron`,
 //! `config`, `log`.
 
+pub mod admission;
 pub mod aof;
 pub mod childinfo;
 pub mod client;
+pub mod client_limits;
 pub mod cmd;
 pub mod config;
 pub mod cron;
@@ -16,6 +18,7 @@ pub mod dict;
 pub mod durability;
 pub mod event_loop;
 pub mod expire;
+pub mod fdlimit;
 pub mod fork;
 pub mod fsutil;
 pub mod glob;
@@ -24,6 +27,7 @@ pub mod log;
 pub mod markers;
 pub mod memory;
 pub mod protocol;
+pub mod query_buffer;
 pub mod rdb;
 pub mod sbytes;
 pub mod server;

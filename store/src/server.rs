@@ -215,6 +215,17 @@ pub fn apply_config(srv: &mut Server, next: Config, changed: &[&str]) -> Result<
     if changed.contains(&"dir") {
         std::env::set_current_dir(&next.dir).map_err(|e| format!("Changing directory: {e}"))?;
     }
+    if changed.contains(&"maxclients") && next.maxclients > srv.config.maxclients {
+        let fits = crate::fdlimit::fit_maxclients(next.maxclients)?;
+        if fits != next.maxclients {
+            crate::warning!(
+                "Failed applying new configuration. Possibly related to new maxclients setting. Restoring previous settings."
+            );
+            return Err(format!(
+                "The operating system is not able to handle the specified number of clients, try with {fits}"
+            ));
+        }
+    }
     if changed.contains(&"loglevel") {
         crate::log::set_level(&next.loglevel);
     }

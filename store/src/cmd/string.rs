@@ -143,7 +143,18 @@ fn set(ctx: &mut Ctx, a: &Args) {
         }
         return;
     }
-    ctx.srv.ks.set(db, key, Value::string(&a[2]), ttl == Ttl::Keep);
+    let val = match ctx.c.qbuf_window {
+        Some((start, _)) if crate::query_buffer::adoptable(ctx.c.qbuf_window, &a[2]) => {
+            // Stored for now as an empty string; the event loop moves the
+            // query buffer in as the value once the command is done.
+            let at = a[2].as_ptr() as usize - start;
+            let key = key.to_vec();
+            ctx.c.adoption = Some(crate::query_buffer::Adoption { db, key, range: (at, at + a[2].len()) });
+            Value::Raw(Box::default())
+        }
+        _ => Value::string(&a[2]),
+    };
+    ctx.srv.ks.set(db, key, val, ttl == Ttl::Keep);
     if let Ttl::At(when) = ttl {
         ctx.srv.ks.set_expire(db, key, when);
         // Logged with an absolute expiry so replaying it later is exact.
