@@ -330,3 +330,208 @@ fn descriptor_exhaustion_never_wedges_the_listener() {
     assert_eq!(ping(s.port), b"+PONG\r\n", "the server stopped accepting after EMFILE");
     assert!(s.log().contains("Too many open files"), "{}", s.log());
 }
+
+/// Sends `bytes` on a new connection (from `from`) and returns what came
+/// back before the server closed it or `wait` passed.
+fn raw_from(port: u16, from: [u8; 4], bytes: &[u8], wait: Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&std::net::SocketAddr::from((from, 0)).into()).unwrap();
+    sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    let _ = s.write_all(bytes);
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+// Point 12: replies to odd bytes are Redis's, byte for byte.
+#[test]
+fn odd_bytes_get_redis_replies() {
+    let ours = Server::start(&[]);
+    let theirs = common::RedisServer::start(&[]);
+    let cases: &[&[u8]] = &[
+        b"*1\r\n\xf4\r\n",
+        b"*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n*1\r\n\xc3\r\n",
+        b"\x0bPING\r\n",
+        b"\x0b\x0cPING\x0b\r\nECHO \"a\"\x0b\r\n",
+        b"*1\x00\r\n$4\r\nPING\r\n",
+        b"*1\r\n$4\x00\r\nPING\r\n",
+        b"\x00PING\r\n",
+        b"CONFIG \xf4\xf5\r\n",
+        b"CLIENT \xf4\r\n",
+        b"COMMAND \xf4\x00\xf5\r\n",
+        b"HELLO 3 \xf4\r\n",
+    ];
+    for case in cases {
+        let a = raw_from(ours.port, [127, 0, 0, 1], case, Duration::from_millis(300));
+        let b = raw_from(theirs.port, [127, 0, 0, 1], case, Duration::from_millis(300));
+        assert_eq!(a.escape_ascii().to_string(), b.escape_ascii().to_string(), "for {}", case.escape_ascii());
+    }
+}
+
+// Point 8: protected mode refuses clients that are not 127.0.0.1 or ::1
+// while no password is set, with Redis's reply.
+#[test]
+fn protected_mode_matches_redis() {
+    let ours = Server::start(&[]);
+    let theirs = common::RedisServer::start(&[]);
+    let wait = Duration::from_millis(500);
+    let denied = raw_from(theirs.port, [127, 0, 0, 2], b"PING\r\n", wait);
+    assert!(denied.starts_with(b"-DENIED"));
+    assert_eq!(raw_from(ours.port, [127, 0, 0, 2], b"PING\r\n", wait), denied);
+    assert_eq!(raw_from(ours.port, [127, 0, 0, 1], b"PING\r\n", wait), b"+PONG\r\n");
+    let mut c = ours.client();
+    q::<String>(&mut c, &["CONFIG", "SET", "protected-mode", "no"]);
+    assert_eq!(raw_from(ours.port, [127, 0, 0, 2], b"PING\r\n", wait), b"+PONG\r\n");
+    q::<String>(&mut c, &["CONFIG", "SET", "protected-mode", "yes", "requirepass", "pw"]);
+    assert!(raw_from(ours.port, [127, 0, 0, 2], b"PING\r\n", wait).starts_with(b"-NOAUTH"));
+}
+
+// Point 8: the listen queue is tcp-backlog (511) long, not mio's 128.
+#[test]
+fn listen_backlog_is_tcp_backlog() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    let s = Server::start(&[]);
+    let out = Command::new("ss").args(["-ltnH", &format!("sport = :{}", s.port)]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let send_q: u32 = text.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(send_q, 511.min(somaxconn), "{text}");
+}
+
+/// Reads from `s` until the server closes it (true) or `wait` passes (false);
+/// returns whether it closed and how many bytes came.
+fn read_until_closed(s: &mut std::net::TcpStream, wait: Duration) -> (bool, usize) {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (true, got),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, got),
+            Err(_) => return (false, got),
+        }
+    }
+}
+
+// Point 5: a client that has not authenticated cannot make the server
+// buffer replies it does not read (Redis's CVE-2025-21605 fix).
+#[test]
+fn unauthenticated_output_is_capped() {
+    use std::io::Write;
+    let s = Server::start(&["--requirepass", "secret"]);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sock.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // 1.2 MB of PING: 6.8 MB of -NOAUTH replies if they were all kept.
+    let _ = sock.write_all(&b"PING\r\n".repeat(200_000));
+    let (closed, got) = read_until_closed(&mut sock, Duration::from_secs(5));
+    assert!(closed && got < 64 * 1024, "closed: {closed}, {got} bytes of replies");
+    assert!(s.log().contains("for overcoming of output buffer limits"), "{}", s.log());
+    // An authenticated client is not limited this way.
+    let mut c = s.client();
+    q::<String>(&mut c, &["AUTH", "secret"]);
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
+
+// Point 8: client-output-buffer-limit (hard and soft) and maxmemory-clients apply.
+#[test]
+fn client_memory_limits_apply() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let mut c = s.client();
+    q::<String>(&mut c, &["CONFIG", "SET", "client-output-buffer-limit", "normal 1mb 0 0"]);
+    q::<String>(&mut c, &["SET", "big", &"x".repeat(1 << 20)]);
+    let get = common::resp_request(&[b"GET".to_vec(), b"big".to_vec()]);
+    // Hard limit: 50 pipelined GETs of 1 MB never read.
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sock.write_all(&get.repeat(50)).unwrap();
+    let (closed, _) = read_until_closed(&mut sock, Duration::from_secs(5));
+    assert!(closed, "hard limit not applied");
+    // Soft limit: over 512 KB for more than a second.
+    q::<String>(&mut c, &["CONFIG", "SET", "client-output-buffer-limit", "normal 0 512kb 1"]);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sock.write_all(&get.repeat(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let _ = sock.write_all(&get);
+    let (closed, _) = read_until_closed(&mut sock, Duration::from_secs(5));
+    assert!(closed, "soft limit not applied");
+    q::<String>(&mut c, &["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"]);
+    // maxmemory-clients: a client holding a 10 MB query buffer is evicted.
+    q::<String>(&mut c, &["CONFIG", "SET", "maxmemory-clients", "4mb"]);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sock.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10000000\r\n").unwrap();
+    sock.write_all(&vec![b'v'; 200_000]).unwrap();
+    let (closed, _) = read_until_closed(&mut sock, Duration::from_secs(5));
+    assert!(closed, "maxmemory-clients not applied");
+    assert!(s.log().contains("Evicting client"), "{}", s.log());
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
+
+/// A field of /proc/PID/status in kB, as bytes.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = st.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+// Point 6: half-sent big values cost what arrived, not what was announced.
+#[test]
+fn half_sent_big_values_cost_what_arrived() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let before = proc_status(s.pid(), "VmRSS:");
+    // 400 clients announce 1 MiB values and send 20 KB of each.
+    let mut header = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n".to_vec();
+    header.extend_from_slice(&[b'v'; 20_000]);
+    let conns: Vec<_> = (0..400)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+            c.write_all(&header).unwrap();
+            c
+        })
+        .collect();
+    assert_eq!(q::<String>(&mut s.client(), &["PING"]), "PONG");
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = proc_status(s.pid(), "VmRSS:").saturating_sub(before);
+    eprintln!("400 half-sent 1 MiB values: VmRSS grew by {} MB", grown >> 20);
+    // 400 x 20 KB = 8 MB arrived; zero-filled 1 MiB buffers would be 400 MB.
+    assert!(grown < 64 << 20, "resident memory grew by {} MB for 8 MB received", grown >> 20);
+    drop(conns);
+}
+
+// Point 7: a 512 MB SET costs about 512 MB at its peak, not twice that.
+#[test]
+fn big_set_peaks_near_its_size() {
+    use std::io::Write;
+    const SIZE: usize = 512 << 20;
+    let s = Server::start(&[]);
+    let before = proc_status(s.pid(), "VmHWM:");
+    let mut sock = std::io::BufWriter::new(std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap());
+    sock.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${SIZE}\r\n").as_bytes()).unwrap();
+    let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    for _ in 0..SIZE >> 20 {
+        sock.write_all(&chunk).unwrap();
+    }
+    sock.write_all(b"\r\n").unwrap();
+    let sock = sock.into_inner().unwrap();
+    let mut reply = common::Raw { r: std::io::BufReader::new(sock.try_clone().unwrap()), w: sock };
+    assert_eq!(common::read_resp(&mut reply.r).unwrap(), common::Resp::Line(b'+', b"OK".to_vec()));
+    let peak = proc_status(s.pid(), "VmHWM:").saturating_sub(before);
+    assert_eq!(reply.text(&["STRLEN", "big"]), SIZE.to_string());
+    for at in [0usize, 300_000_017, SIZE - 3] {
+        let got = reply.call(&["GETRANGE", "big", &at.to_string(), &(at + 2).to_string()]);
+        let want: Vec<u8> = (at..at + 3).map(|i| ((i % (1 << 20)) % 251) as u8).collect();
+        assert_eq!(got, common::Resp::Bulk(b'$', want), "bytes at {at}");
+    }
+    eprintln!("512 MB SET: VmHWM grew by {} MB", peak >> 20);
+    assert!(peak < SIZE as u64 * 5 / 4, "peak grew by {} MB for a {} MB value", peak >> 20, SIZE >> 20);
+}
