@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Memory of hostile inputs (issue 17), measured on any Redis-protocol server.
+
+    python3 store/bench/hostile_memory.py target/release/cowstore
+    python3 store/bench/hostile_memory.py /usr/bin/redis-server
+
+Prints, for the server binary given:
+  half-sent  VmRSS growth while 400 clients each announce a 1 MiB SET value
+             and send 20 KB of it (8 MB arrived in all);
+  big-set    VmHWM growth for one 512 MB SET;
+  noauth     VmRSS growth after a client that never AUTHs sends 20 MB of
+             PING without reading the replies (requirepass set).
+"""
+import os, socket, subprocess, sys, tempfile, time
+
+def status(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def start(binary, extra):
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="hostile-bench-")
+    p = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", d] + extra,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"PING\r\n")
+            if s.recv(64): s.close(); return p, port
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("server did not start")
+
+def half_sent(binary):
+    p, port = start(binary, [])
+    before = status(p.pid, "VmRSS:")
+    msg = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n" + b"v" * 20000
+    conns = []
+    for _ in range(400):
+        c = socket.create_connection(("127.0.0.1", port)); c.sendall(msg); conns.append(c)
+    time.sleep(1)
+    grown = status(p.pid, "VmRSS:") - before
+    p.kill(); p.wait()
+    return grown
+
+def big_set(binary, size=512 << 20):
+    p, port = start(binary, [])
+    before = status(p.pid, "VmHWM:")
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n" % size)
+    chunk = bytes(i % 251 for i in range(1 << 20))
+    for _ in range(size >> 20):
+        c.sendall(chunk)
+    c.sendall(b"\r\n")
+    assert c.recv(16).startswith(b"+OK")
+    grown = status(p.pid, "VmHWM:") - before
+    p.kill(); p.wait()
+    return grown
+
+def noauth(binary, total=20 << 20):
+    p, port = start(binary, ["--requirepass", "secret"])
+    before = status(p.pid, "VmRSS:")
+    c = socket.create_connection(("127.0.0.1", port))
+    c.settimeout(10)
+    block = b"PING\r\n" * 10000
+    sent = 0
+    try:
+        while sent < total:
+            c.sendall(block); sent += len(block)
+    except OSError:
+        pass
+    time.sleep(1)
+    grown = status(p.pid, "VmRSS:") - before
+    p.kill(); p.wait()
+    return grown, sent
+
+if __name__ == "__main__":
+    b = sys.argv[1]
+    mb = lambda x: f"{x / (1 << 20):.0f} MB"
+    print(f"{b}: half-sent {mb(half_sent(b))}", flush=True)
+    print(f"{b}: big-set {mb(big_set(b))}", flush=True)
+    g, sent = noauth(b)
+    print(f"{b}: noauth {mb(g)} after {mb(sent)} sent", flush=True)
