@@ -94,6 +94,13 @@ fn edits() -> impl Strategy<Value = (usize, Vec<Edit>)> {
     (any::<usize>(), prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..8))
 }
 
+/// Records the largest peak seen and the input size it came with.
+fn note(worst: &Cell<(usize, usize)>, peak: usize, len: usize) {
+    if peak > worst.get().0 {
+        worst.set((peak, len));
+    }
+}
+
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(RunConfig { cases, failure_persistence: None, ..RunConfig::default() })
 }
@@ -159,12 +166,11 @@ fn aof_of(cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
 
 #[test]
 fn fuzz_resp_parser() {
-    let mut seeds: Vec<Vec<u8>> = vec![
-        b"PING\r\nSET \"a b\" 'c\\'d' \"\\x41\\n\"\r\n\r\n".to_vec(),
-        b"*0\r\n*-1\r\n\x0bECHO x\r\n".to_vec(),
-    ];
+    let mut seeds: Vec<Vec<u8>> =
+        vec![b"PING\r\nSET \"a b\" 'c\\'d' \"\\x41\\n\"\r\n\r\n".to_vec(), b"*0\r\n*-1\r\n\x0bECHO x\r\n".to_vec()];
     seeds.push(aof_of(&seed_commands()[..40]));
-    let mut r = runner(3000);
+    let worst = Cell::new((0, 0));
+    let mut r = runner(20_000);
     r.run(&edits(), |(pick, edits)| {
         let input = mutate(&seeds[pick % seeds.len()], &edits);
         let unauth = pick % 2 == 0;
@@ -183,10 +189,12 @@ fn fuzz_resp_parser() {
                 assert!(pos <= end);
             }
         });
+        note(&worst, peak, input.len());
         prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
         Ok(())
     })
     .unwrap();
+    eprintln!("largest heap peak of a case: {:?} (bytes, input bytes)", worst.get());
 }
 
 #[test]
@@ -194,7 +202,8 @@ fn fuzz_rdb_loader() {
     let srv = seed_server();
     let seeds = [rdb_of(&srv, true), rdb_of(&srv, false)];
     let limits = cowstore::types::Limits::of(&Config::default());
-    let mut r = runner(1500);
+    let worst = Cell::new((0, 0));
+    let mut r = runner(5000);
     r.run(&edits(), |(pick, edits)| {
         let input = mutate(&seeds[pick % seeds.len()], &edits);
         let verify_checksum = pick % 4 == 0;
@@ -203,10 +212,12 @@ fn fuzz_rdb_loader() {
             let opts = LoadOptions { verify_checksum, skip_expired: false, limits };
             let _ = load_rdb(&input[..], &mut ks, opts);
         });
+        note(&worst, peak, input.len());
         prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
         Ok(())
     })
     .unwrap();
+    eprintln!("largest heap peak of a case: {:?} (bytes, input bytes)", worst.get());
 }
 
 #[test]
@@ -220,7 +231,9 @@ fn fuzz_aof_loader() {
     tx.extend_from_slice(&aof_of(&[vec![b"MULTI".to_vec()], cmds[0].clone(), vec![b"EXEC".to_vec()]]));
     let seeds = [aof_of(&cmds), with_preamble, tx];
     let manifest = "file appendonly.aof.1.incr.aof seq 1 type i\n";
-    let mut r = runner(400);
+    cowstore::log::set_level("warning");
+    let worst = Cell::new((0, 0));
+    let mut r = runner(1000);
     r.run(&edits(), |(pick, edits)| {
         let input = mutate(&seeds[pick % seeds.len()], &edits);
         std::fs::write(dir.join("appendonly.aof.manifest"), manifest).unwrap();
@@ -231,9 +244,11 @@ fn fuzz_aof_loader() {
             let _ = cowstore::aof::load::load_at_startup(&mut srv);
         });
         drop(srv);
+        note(&worst, peak, input.len());
         prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
         Ok(())
     })
     .unwrap();
+    eprintln!("largest heap peak of a case: {:?} (bytes, input bytes)", worst.get());
     let _ = std::fs::remove_dir_all(&dir);
 }
