@@ -34,6 +34,9 @@ pub struct Conn {
     pub qpos: usize,
     /// Resumable request parser.
     pub parser: RequestParser,
+    /// Bytes of the command in progress set aside so a big bulk could start
+    /// its own allocation (see [`crate::query_buffer`]).
+    pub prefix: Vec<u8>,
     /// Bytes of `reply.buf` already written to the socket.
     pub written: usize,
     /// True while WRITABLE interest is registered.
@@ -117,6 +120,7 @@ impl Client {
             qlen: 0,
             qpos: 0,
             parser: RequestParser::default(),
+            prefix: Vec::new(),
             written: 0,
             want_write: false,
             addr,

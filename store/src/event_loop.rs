@@ -280,21 +280,30 @@ fn process_input(srv: &mut Server, c: &mut Client) -> bool {
         };
         match parser.parse(&qbuf[..qlen], &mut qpos, lim) {
             Ok(true) => {
+                if parser.detached() > 0 {
+                    // The command's first bytes waited aside: they go behind
+                    // the received bytes for the time of the command.
+                    let conn = c.conn.as_mut().expect("network client");
+                    parser.relocate_detached(qbuf.len());
+                    qbuf.extend_from_slice(&std::mem::take(&mut conn.prefix));
+                }
                 let (ranges, src) = parser.args();
-                let buf = if src == ArgSource::Inline { parser.inline_buf() } else { &qbuf[..qlen] };
-                c.qbuf_window = Some((qbuf.as_ptr() as usize, qbuf.as_ptr() as usize + qlen));
+                let end = qbuf.len();
+                let buf = if src == ArgSource::Inline { parser.inline_buf() } else { &qbuf[..end] };
+                c.qbuf_window = Some((qbuf.as_ptr() as usize, qbuf.as_ptr() as usize + end));
                 dispatch(srv, c, &Args::new(buf, ranges));
                 c.qbuf_window = None;
                 if let Some(ad) = c.adoption.take() {
                     // The command took a big argument as its value: the
                     // buffer becomes that value, the rest moves to a new one.
-                    let (val, rest) = query_buffer::adopt(&mut qbuf, qpos, ad.range);
+                    let (val, rest) = query_buffer::adopt(&mut qbuf, qpos, qlen, ad.range);
                     if let Some(crate::value::Value::Raw(slot)) = srv.ks.dbs[ad.db].dict.get_mut(&ad.key) {
                         *slot = val;
                     }
                     qbuf = rest;
                     (qpos, qlen) = (0, qbuf.len());
                 }
+                qbuf.truncate(qlen);
                 if crate::client_limits::output_exceeded(srv, c) {
                     dropped = true;
                     break;

@@ -5,10 +5,13 @@
 //!   zero-filled, so untouched capacity costs no resident memory;
 //! - small requests share a buffer that grows with the bytes received;
 //! - a bulk of [`BIG_ARG`] bytes or more gets, once its `$` header is in, one
-//!   allocation of its final size (the command so far, the bulk, its CRLF
-//!   and a little room for what follows), made fallibly; the rest of the bulk
-//!   is read into it with no further copy, and a SET then adopts the bytes
-//!   as its value in place ([`adopt`]), so a 512 MB SET costs about 512 MB.
+//!   allocation of its final size (the bulk, its CRLF and a little room for
+//!   what follows), made fallibly. The bulk starts that allocation: the
+//!   command's earlier bytes wait aside ([`Conn::prefix`]) and are appended
+//!   behind it when the command is complete. The rest of the bulk is read
+//!   into it with no further copy, and a SET adopts the allocation as its
+//!   value ([`adopt`]): a 512 MB SET costs about 512 MB, and no pass of the
+//!   loop copies it.
 
 use crate::client::Conn;
 use std::collections::TryReserveError;
@@ -30,14 +33,24 @@ pub fn make_room(conn: &mut Conn) -> Result<usize, TryReserveError> {
     match big {
         Some(len) => {
             // The bulk's data starts at `qpos`; the command starts at `keep`.
-            let need = (conn.qpos - keep) + len + 2 + AFTER_BIG;
+            let prefix = conn.qpos - keep;
+            let need = prefix + len + 2 + AFTER_BIG;
             if conn.qbuf.capacity() - keep >= need {
                 compact(conn, keep);
             } else {
                 let mut fresh = Vec::new();
                 fresh.try_reserve_exact(need)?;
-                fresh.extend_from_slice(&conn.qbuf[keep..conn.qlen]);
-                shift(conn, keep);
+                if conn.parser.detached() == 0 {
+                    // The bulk goes first; the command's earlier bytes wait aside.
+                    conn.prefix = conn.qbuf[keep..conn.qpos].to_vec();
+                    conn.parser.detach_prefix(keep);
+                    fresh.extend_from_slice(&conn.qbuf[conn.qpos..conn.qlen]);
+                    conn.qlen -= conn.qpos;
+                    conn.qpos = 0;
+                } else {
+                    fresh.extend_from_slice(&conn.qbuf[keep..conn.qlen]);
+                    shift(conn, keep);
+                }
                 conn.qbuf = fresh;
             }
         }
@@ -105,13 +118,16 @@ pub fn adoptable(window: Option<(usize, usize)>, arg: &[u8]) -> bool {
     arg.len() >= BIG_ARG && window.is_some_and(|(start, end)| p >= start && p + arg.len() <= end)
 }
 
-/// Turns the query buffer into the value's storage: the value's bytes are
-/// moved to the front of the same allocation, which is shrunk in place to
-/// fit. Returns the bytes still unparsed after the command, in a new buffer.
-pub fn adopt(qbuf: &mut Vec<u8>, qpos: usize, range: (usize, usize)) -> (Box<[u8]>, Vec<u8>) {
-    let rest = qbuf[qpos..].to_vec();
+/// Turns the query buffer into the value's storage, shrunk in place to fit
+/// (a value not at the front, which a big bulk normally is, is moved there
+/// first). Returns the value and, in a new buffer, the received bytes after
+/// the command (`qpos..qlen`).
+pub fn adopt(qbuf: &mut Vec<u8>, qpos: usize, qlen: usize, range: (usize, usize)) -> (Box<[u8]>, Vec<u8>) {
+    let rest = qbuf[qpos..qlen].to_vec();
     let (a, b) = range;
-    qbuf.copy_within(a..b, 0);
+    if a > 0 {
+        qbuf.copy_within(a..b, 0);
+    }
     qbuf.truncate(b - a);
     (std::mem::take(qbuf).into_boxed_slice(), rest)
 }

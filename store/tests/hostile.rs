@@ -535,3 +535,49 @@ fn big_set_peaks_near_its_size() {
     eprintln!("512 MB SET: VmHWM grew by {} MB", peak >> 20);
     assert!(peak < SIZE as u64 * 5 / 4, "peak grew by {} MB for a {} MB value", peak >> 20, SIZE >> 20);
 }
+
+// Points 6/7: big arguments read into their own allocation stay intact in
+// every command shape: several in one command, options after them,
+// pipelined commands behind them, inside MULTI, and not adopted.
+#[test]
+fn big_arguments_arrive_intact() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let big =
+        |n: usize, seed: u8| -> Vec<u8> { (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect() };
+    let (a, b, c, d) = (big(100_000, 1), big(70_000, 2), big(300_000, 3), big(40_000, 4));
+    let cmd = |args: &[&[u8]]| common::resp_request(&args.iter().map(|x| x.to_vec()).collect::<Vec<_>>());
+    let mut wire = Vec::new();
+    wire.extend(cmd(&[b"MSET", b"a", &a, b"b", &b]));
+    wire.extend(cmd(&[b"SET", b"c", &c, b"EX", b"1000"]));
+    wire.extend(cmd(&[b"GET", b"c"]));
+    wire.extend(cmd(&[b"RPUSH", b"l", &d, &a]));
+    wire.extend(cmd(&[b"MULTI"]));
+    wire.extend(cmd(&[b"SET", b"m", &b]));
+    wire.extend(cmd(&[b"EXEC"]));
+    wire.extend(cmd(&[b"SET", b"last", &d]));
+    wire.extend(cmd(&[b"PING"]));
+    let mut raw = common::Raw::new(s.port);
+    // Sent in uneven slices, so headers and bulks arrive split.
+    for chunk in wire.chunks(7_919) {
+        raw.w.write_all(chunk).unwrap();
+    }
+    let mut replies = Vec::new();
+    for _ in 0..9 {
+        replies.push(common::read_resp(&mut raw.r).unwrap());
+    }
+    assert_eq!(replies[2], common::Resp::Bulk(b'$', c.clone()));
+    assert_eq!(replies[8], common::Resp::Line(b'+', b"PONG".to_vec()));
+    let bulk = |raw: &mut common::Raw, args: &[&str]| match raw.call(args) {
+        common::Resp::Bulk(_, v) => v,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(bulk(&mut raw, &["GET", "a"]), a);
+    assert_eq!(bulk(&mut raw, &["GET", "b"]), b);
+    assert_eq!(bulk(&mut raw, &["GET", "c"]), c);
+    assert_eq!(bulk(&mut raw, &["GET", "m"]), b);
+    assert_eq!(bulk(&mut raw, &["GET", "last"]), d);
+    assert_eq!(bulk(&mut raw, &["LINDEX", "l", "0"]), d);
+    assert_eq!(bulk(&mut raw, &["LINDEX", "l", "1"]), a);
+    assert_eq!(raw.text(&["TTL", "c"]), "1000");
+}

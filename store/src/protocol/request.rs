@@ -45,6 +45,8 @@ pub struct RequestParser {
     bulk_len: Option<usize>,
     /// Where the command being parsed starts in the buffer.
     start: usize,
+    /// How many of `args` lie outside the buffer (see [`detach_prefix`](Self::detach_prefix)).
+    detached: usize,
     /// Argument ranges of the current command.
     args: Vec<(usize, usize)>,
     /// Unescaped bytes of an inline command's arguments.
@@ -60,6 +62,7 @@ impl RequestParser {
         loop {
             if self.multibulk_left == 0 {
                 self.args.clear();
+                self.detached = 0;
                 self.source = None;
                 if *pos >= buf.len() {
                     return Ok(false);
@@ -171,11 +174,38 @@ impl RequestParser {
     pub fn shift(&mut self, n: usize) {
         self.start -= n.min(self.start);
         if self.source != Some(ArgSource::Inline) {
-            for r in &mut self.args {
+            for r in &mut self.args[self.detached..] {
                 r.0 -= n;
                 r.1 -= n;
             }
         }
+    }
+
+    /// The caller moves the bytes of the command in progress from `from` up
+    /// to the current position out of the buffer (to let a big bulk start a
+    /// new allocation); the arguments parsed so far now index those moved
+    /// bytes, until [`relocate_detached`](Self::relocate_detached).
+    pub fn detach_prefix(&mut self, from: usize) {
+        for r in &mut self.args {
+            r.0 -= from;
+            r.1 -= from;
+        }
+        self.detached = self.args.len();
+        self.start = 0;
+    }
+
+    /// Arguments of the command in progress that lie in detached bytes.
+    pub fn detached(&self) -> usize {
+        self.detached
+    }
+
+    /// The detached bytes were put back into the buffer at `offset`.
+    pub fn relocate_detached(&mut self, offset: usize) {
+        for r in &mut self.args[..self.detached] {
+            r.0 += offset;
+            r.1 += offset;
+        }
+        self.detached = 0;
     }
 
     /// Parses one inline line: `Some(true)` a command, `Some(false)` incomplete,

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Memory of hostile inputs (issue 17), measured on any Redis-protocol server.
+"""Memory and latency under hostile inputs (issue 17), measured on any
+Redis-protocol server binary.
 
-    python3 store/bench/hostile_memory.py target/release/cowstore
-    python3 store/bench/hostile_memory.py /usr/bin/redis-server
+    python3 store/bench/hostile.py target/release/cowstore
+    python3 store/bench/hostile.py /usr/bin/redis-server
 
 Prints, for the server binary given:
   half-sent  VmRSS growth while 400 clients each announce a 1 MiB SET value
              and send 20 KB of it (8 MB arrived in all);
   big-set    VmHWM growth for one 512 MB SET;
   noauth     VmRSS growth after a client that never AUTHs sends 20 MB of
-             PING without reading the replies (requirepass set).
+             PING without reading the replies (requirepass set);
+  latency    PING round trips of another client (one per ms) while the
+             512 MB SET arrives: p50, p99, max.
 """
-import os, socket, subprocess, sys, tempfile, time
+import os, socket, subprocess, sys, tempfile, threading, time
 
 def status(pid, field):
     for line in open(f"/proc/{pid}/status"):
@@ -78,6 +81,26 @@ def noauth(binary, total=20 << 20):
     p.kill(); p.wait()
     return grown, sent
 
+def latency(binary, size=512 << 20):
+    p, port = start(binary, [])
+    lat, stop = [], []
+    def pinger():
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while not stop:
+            t = time.perf_counter(); s.sendall(b"PING\r\n"); s.recv(16)
+            lat.append(time.perf_counter() - t); time.sleep(0.001)
+    th = threading.Thread(target=pinger); th.start(); time.sleep(0.2)
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n" % size)
+    chunk = b"x" * (1 << 20)
+    for _ in range(size >> 20):
+        c.sendall(chunk)
+    c.sendall(b"\r\n"); c.recv(16); time.sleep(0.2); stop.append(1); th.join()
+    p.kill(); p.wait()
+    lat.sort(); n = len(lat)
+    return lat[n // 2] * 1e3, lat[int(n * 0.99)] * 1e3, lat[-1] * 1e3
+
 if __name__ == "__main__":
     b = sys.argv[1]
     mb = lambda x: f"{x / (1 << 20):.0f} MB"
@@ -85,3 +108,5 @@ if __name__ == "__main__":
     print(f"{b}: big-set {mb(big_set(b))}", flush=True)
     g, sent = noauth(b)
     print(f"{b}: noauth {mb(g)} after {mb(sent)} sent", flush=True)
+    p50, p99, mx = latency(b)
+    print(f"{b}: latency during a 512 MB SET: PING p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {mx:.1f} ms", flush=True)
