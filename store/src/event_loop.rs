@@ -181,7 +181,7 @@ fn accept(srv: &mut Server, lp: &mut Loop, idx: usize) {
         };
         srv.stats.connections_received += 1;
         if srv.clients.len() >= srv.config.maxclients {
-            let _ = stream.write(b"-ERR max number of clients reached\r\n");
+            let _ = stream.write(crate::fdlimit::FULL);
             srv.stats.rejected_connections += 1;
             continue;
         }

@@ -38,11 +38,6 @@ fn set(n: u64, hard: u64) -> Result<(), std::io::Error> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-/// The current soft limit on open files.
-pub fn current() -> u64 {
-    get().map_or(1024, |l| l.rlim_cur)
-}
-
 /// Raises the open-files limit to fit `maxclients` (at startup, and when
 /// CONFIG SET raises `maxclients`). Returns the `maxclients` that fits, which
 /// is lower than asked when the system refuses a higher limit; an error when

@@ -87,6 +87,14 @@ fn empty_manifest_is_refused_and_files_kept() {
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("refusing to overwrite"), "{log}");
     assert_eq!(snapshot_files(&dir), before);
+    // Turning the AOF on at runtime over such files refuses too.
+    std::fs::write(aof_dir(&dir).join("appendonly.aof.manifest"), b"").unwrap();
+    let before = snapshot_files(&dir);
+    let s = Server::start_in(dir.clone(), &["--appendonly", "no"]);
+    let e = redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query::<()>(&mut s.client()).unwrap_err();
+    assert!(e.to_string().contains("refusing to overwrite"), "{e}");
+    drop(s);
+    assert_eq!(snapshot_files(&dir), before);
 }
 
 // Point 10: a valid manifest in another spelling is read and left alone.

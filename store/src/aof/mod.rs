@@ -220,7 +220,11 @@ impl Aof {
     pub fn switch_to_new_incr(&mut self, appendfilename: &str) -> std::io::Result<()> {
         let seq = self.manifest.last_incr_seq() + 1;
         let name = incr_name(appendfilename, seq);
-        File::create(self.path(&name))?;
+        // Never truncate: a file of that name with data in it is not ours to reuse.
+        let f = OpenOptions::new().create(true).append(true).open(self.path(&name))?;
+        if f.metadata()?.len() > 0 {
+            return Err(std::io::Error::other(format!("{name} exists and is not empty; refusing to overwrite it")));
+        }
         let mut m = self.manifest.clone();
         m.incrs.push(AofFile { name: name.clone(), seq, kind: FileType::Incr });
         m.persist(&self.dir, &manifest_name(appendfilename))?;
@@ -499,7 +503,7 @@ pub fn turn_on(srv: &mut Server) -> Result<(), String> {
         srv.aof.fsync = Some(FsyncWorker::start().map_err(|e| e.to_string())?);
     }
     if let Ok(text) = std::fs::read_to_string(srv.aof.path(&manifest_name(&srv.config.appendfilename))) {
-        srv.aof.manifest = Manifest::parse(&text).unwrap_or_default();
+        srv.aof.manifest = Manifest::parse(&text).map_err(|e| format!("Invalid AOF manifest: {e}"))?;
     }
     srv.aof.state = State::WaitRewrite;
     srv.ks.log_expired = true;
