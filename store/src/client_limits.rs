@@ -85,6 +85,7 @@ pub fn evict_over_limit(srv: &mut Server) -> Vec<usize> {
         evicted.push(token);
         total -= mem;
     }
+    srv.stats.evicted_clients += evicted.len() as u64;
     let now = srv.ks.now;
     for (_, c) in srv.clients.iter_mut().filter(|(t, _)| evicted.contains(t)) {
         warning!("Evicting client: {}", c.info_line(now));

@@ -21,6 +21,8 @@ pub struct Stats {
     pub net_output_bytes: u64,
     /// `total_error_replies`
     pub error_replies: u64,
+    /// `evicted_clients`: clients dropped by `maxmemory-clients`.
+    pub evicted_clients: u64,
     /// `latest_fork_usec`: how long the last fork() took in the parent.
     pub latest_fork_usec: u64,
     /// `total_forks`

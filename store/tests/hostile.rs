@@ -481,6 +481,14 @@ fn client_memory_limits_apply() {
     let (closed, _) = read_until_closed(&mut sock, Duration::from_secs(5));
     assert!(closed, "maxmemory-clients not applied");
     assert!(s.log().contains("Evicting client"), "{}", s.log());
+    assert_eq!(common::info_field(&mut c, "evicted_clients"), "1");
+    // INFO counts what the other clients' buffers hold: here a query buffer
+    // with the start of a 1 MB bulk.
+    let mut partial = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    partial.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\nvalue").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mem: u64 = common::info_field(&mut c, "mem_clients_normal").parse().unwrap();
+    assert!(mem >= 16 * 1024, "mem_clients_normal {mem}");
     assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
 }
 
