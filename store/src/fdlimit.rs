@@ -55,16 +55,18 @@ pub fn fit_maxclients(maxclients: usize) -> Result<usize, String> {
     if old >= want {
         return Ok(maxclients);
     }
-    // The wanted limit, else the hard limit, else what there is.
-    let (best, err) = match set(want, l.rlim_max) {
-        Ok(()) => (want, None),
-        Err(e) if l.rlim_max > old && l.rlim_max < want && set(l.rlim_max, l.rlim_max).is_ok() => (l.rlim_max, Some(e)),
-        Err(e) => (old, Some(e)),
+    // The wanted limit, else the most the system allows (the hard limit,
+    // capped by fs.nr_open), else what there is.
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok());
+    let most = l.rlim_max.min(nr_open.unwrap_or(u64::MAX));
+    let err = match set(want, l.rlim_max) {
+        Ok(()) => {
+            notice!("Increased maximum number of open files to {want} (it was originally set to {old}).");
+            return Ok(maxclients);
+        }
+        Err(e) => e,
     };
-    let Some(err) = err else {
-        notice!("Increased maximum number of open files to {want} (it was originally set to {old}).");
-        return Ok(maxclients);
-    };
+    let best = if most > old && most < want && set(most, l.rlim_max).is_ok() { most } else { old };
     if best <= RESERVED_FDS {
         return Err(format!(
             "Your current 'ulimit -n' of {old} is not enough for the server to start. Please increase your open file limit to at least {want}. Exiting."

@@ -294,13 +294,15 @@ fn ping(port: u16) -> Vec<u8> {
 // Point 1: maxclients is fitted to the open-files limit at startup, as Redis does.
 #[test]
 fn maxclients_is_fitted_to_the_open_files_limit() {
-    let (mut child, port, dir) = start_with_nofile(64, &[]);
+    // More clients than any limit allows (above fs.nr_open), so the outcome
+    // does not depend on whether the test may raise limits.
+    let (mut child, port, dir) = start_with_nofile(64, &["--maxclients", "2000000"]);
     let log = std::fs::read_to_string(dir.join("cowstore.log")).unwrap();
     assert!(log.contains("maxclients has been reduced to 32 to compensate for low ulimit"), "{log}");
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
     let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxclients").query(&mut c).unwrap();
     assert_eq!(got[1], "32");
-    let e = redis::cmd("CONFIG").arg("SET").arg("maxclients").arg("100").query::<()>(&mut c).unwrap_err();
+    let e = redis::cmd("CONFIG").arg("SET").arg("maxclients").arg("2000000").query::<()>(&mut c).unwrap_err();
     assert!(e.to_string().contains("not able to handle the specified number of clients, try with 32"), "{e}");
     // 40 more clients: the first 31 are served, the rest refused, none wedges.
     let conns: Vec<_> = (0..40).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
@@ -313,6 +315,17 @@ fn maxclients_is_fitted_to_the_open_files_limit() {
     let _ = child.wait();
 }
 
+/// Lets this test process open many sockets (soft limit up to the hard one).
+fn raise_own_nofile() {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+}
+
 /// Open descriptors of process `pid`.
 fn open_fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
@@ -321,6 +334,7 @@ fn open_fds(pid: u32) -> u64 {
 // Point 1: out of descriptors, a burst of connections never wedges the listener.
 #[test]
 fn descriptor_exhaustion_never_wedges_the_listener() {
+    raise_own_nofile();
     let s = Server::start(&[]);
     // Lower the running server's limit under what maxclients needs.
     let limit = open_fds(s.pid()) + 8;
@@ -503,6 +517,7 @@ fn proc_status(pid: u32, field: &str) -> u64 {
 #[test]
 fn half_sent_big_values_cost_what_arrived() {
     use std::io::Write;
+    raise_own_nofile();
     let s = Server::start(&[]);
     let before = proc_status(s.pid(), "VmRSS:");
     // 400 clients announce 1 MiB values and send 20 KB of each.
