@@ -12,7 +12,10 @@ Prints, for the server binary given:
   noauth     VmRSS growth after a client that never AUTHs sends 20 MB of
              PING without reading the replies (requirepass set);
   latency    PING round trips of another client (one per ms) while the
-             512 MB SET arrives: p50, p99, max.
+             512 MB SET arrives: p50, p99, max;
+  emfile     with the open-files limit lowered (prlimit) to 8 above what the
+             server holds, 700 connects in a burst, all closed: does the next
+             client get PONG, and how many "Too many open files" log lines.
 """
 import os, socket, subprocess, sys, tempfile, threading, time
 
@@ -25,11 +28,11 @@ def status(pid, field):
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
-def start(binary, extra):
+def start(binary, extra, log=subprocess.DEVNULL):
     port = free_port()
     d = tempfile.mkdtemp(prefix="hostile-bench-")
     p = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", d] + extra,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=log, stderr=log)
     for _ in range(500):
         try:
             s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"PING\r\n")
@@ -101,6 +104,31 @@ def latency(binary, size=512 << 20):
     lat.sort(); n = len(lat)
     return lat[n // 2] * 1e3, lat[int(n * 0.99)] * 1e3, lat[-1] * 1e3
 
+def emfile(binary):
+    log = tempfile.NamedTemporaryFile(prefix="hostile-emfile-", delete=False)
+    p, port = start(binary, [], log)
+    n = len(os.listdir(f"/proc/{p.pid}/fd")) + 8
+    subprocess.run(["prlimit", "--pid", str(p.pid), f"--nofile={n}:{n}"], check=True)
+    conns = []
+    for _ in range(700):
+        try:
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=0.2))
+        except OSError:
+            pass
+    time.sleep(0.5)
+    for c in conns:
+        c.close()
+    time.sleep(0.5)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=3); s.settimeout(3)
+        s.sendall(b"PING\r\n"); reply = s.recv(64)
+    except OSError as e:
+        reply = repr(e)
+    p.kill(); p.wait()
+    lines = open(log.name, "rb").read().count(b"Too many open files")
+    os.unlink(log.name)
+    return reply, lines
+
 if __name__ == "__main__":
     b = sys.argv[1]
     mb = lambda x: f"{x / (1 << 20):.0f} MB"
@@ -110,3 +138,5 @@ if __name__ == "__main__":
     print(f"{b}: noauth {mb(g)} after {mb(sent)} sent", flush=True)
     p50, p99, mx = latency(b)
     print(f"{b}: latency during a 512 MB SET: PING p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {mx:.1f} ms", flush=True)
+    reply, lines = emfile(b)
+    print(f"{b}: after an EMFILE burst the next client got {reply!r}; {lines} 'Too many open files' log lines", flush=True)
