@@ -248,9 +248,19 @@ fn orphaned_fork_children_never_publish() {
 /// CAP_SYS_RESOURCE (linux/capability.h).
 const CAP_SYS_RESOURCE: libc::c_ulong = 24;
 
+/// A process killed when dropped (a failed assertion must not leave it running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts cowstore with its open-files limit set to `nofile` (soft and hard,
 /// without the privilege to raise it); returns the process, port and dir.
-fn start_with_nofile(nofile: u64, extra: &[&str]) -> (std::process::Child, u16, PathBuf) {
+fn start_with_nofile(nofile: u64, extra: &[&str]) -> (KillOnDrop, u16, PathBuf) {
     use std::os::unix::process::CommandExt;
     let dir = common::temp_dir("nofile");
     let port = common::free_port();
@@ -270,7 +280,7 @@ fn start_with_nofile(nofile: u64, extra: &[&str]) -> (std::process::Child, u16, 
             Ok(())
         });
     }
-    let child = cmd.spawn().unwrap();
+    let child = KillOnDrop(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !common::answers_ping(port) {
         assert!(Instant::now() < deadline, "cowstore did not start");
@@ -296,7 +306,7 @@ fn ping(port: u16) -> Vec<u8> {
 fn maxclients_is_fitted_to_the_open_files_limit() {
     // More clients than any limit allows (above fs.nr_open), so the outcome
     // does not depend on whether the test may raise limits.
-    let (mut child, port, dir) = start_with_nofile(64, &["--maxclients", "2000000"]);
+    let (_server, port, dir) = start_with_nofile(64, &["--maxclients", "2000000"]);
     let log = std::fs::read_to_string(dir.join("cowstore.log")).unwrap();
     assert!(log.contains("maxclients has been reduced to 32 to compensate for low ulimit"), "{log}");
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
@@ -311,8 +321,6 @@ fn maxclients_is_fitted_to_the_open_files_limit() {
     drop(conns);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(ping(port), b"+PONG\r\n");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Lets this test process open many sockets (soft limit up to the hard one).
