@@ -5,9 +5,6 @@ use crate::protocol::reply::Reply;
 use crate::protocol::request::RequestParser;
 use mio::net::TcpStream;
 
-/// Bytes the query buffer grows by before each read.
-pub const READ_CHUNK: usize = 16 * 1024;
-
 /// A command queued by MULTI, with its own copy of the arguments.
 pub struct QueuedCommand {
     /// Argument bytes, back to back.
@@ -29,15 +26,17 @@ pub struct Multi {
 pub struct Conn {
     /// The socket.
     pub stream: TcpStream,
-    /// Query buffer; `qbuf[..qlen]` holds received bytes (the rest is spare,
-    /// already initialised, so reads never zero-fill).
+    /// Query buffer: the received bytes (see [`crate::query_buffer`]).
     pub qbuf: Vec<u8>,
-    /// End of received bytes in `qbuf`.
+    /// Received bytes in `qbuf` (its length).
     pub qlen: usize,
     /// Start of bytes not yet parsed.
     pub qpos: usize,
     /// Resumable request parser.
     pub parser: RequestParser,
+    /// Bytes of the command in progress set aside so a big bulk could start
+    /// its own allocation (see [`crate::query_buffer`]).
+    pub prefix: Vec<u8>,
     /// Bytes of `reply.buf` already written to the socket.
     pub written: usize,
     /// True while WRITABLE interest is registered.
@@ -76,6 +75,13 @@ pub struct Client {
     pub last_cmd: &'static str,
     /// The network connection; `None` for internal clients (AOF loading).
     pub conn: Option<Conn>,
+    /// Since when the output has been over the soft `client-output-buffer-limit`.
+    pub obuf_soft_since: Option<std::time::Instant>,
+    /// While a command from the network runs: the address range of the query
+    /// buffer its arguments lie in (a big one may be adopted, not copied).
+    pub qbuf_window: Option<(usize, usize)>,
+    /// Set by a command that adopts a big argument as a value.
+    pub adoption: Option<crate::query_buffer::Adoption>,
 }
 
 impl Client {
@@ -96,6 +102,9 @@ impl Client {
             last_interaction_ms: now,
             last_cmd: "NULL",
             conn: None,
+            obuf_soft_since: None,
+            qbuf_window: None,
+            adoption: None,
         }
     }
 
@@ -111,6 +120,7 @@ impl Client {
             qlen: 0,
             qpos: 0,
             parser: RequestParser::default(),
+            prefix: Vec::new(),
             written: 0,
             want_write: false,
             addr,
@@ -131,7 +141,7 @@ impl Client {
                     c.laddr.as_str(),
                     c.stream.as_raw_fd(),
                     c.qlen.saturating_sub(c.qpos),
-                    c.qbuf.len().saturating_sub(c.qlen),
+                    c.qbuf.capacity().saturating_sub(c.qlen),
                     self.reply.buf.len().saturating_sub(c.written),
                 )
             }

@@ -30,6 +30,30 @@ pub enum Permit {
     Local,
 }
 
+/// One class's `client-output-buffer-limit`: a client whose pending output
+/// exceeds `hard`, or stays above `soft` for `soft_secs`, is disconnected (0 = no limit).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ObufLimit {
+    /// Hard limit in bytes.
+    pub hard: u64,
+    /// Soft limit in bytes.
+    pub soft: u64,
+    /// How long the soft limit may be exceeded, in seconds.
+    pub soft_secs: u64,
+}
+
+/// Client classes of `client-output-buffer-limit`, in Redis's order and spelling.
+pub const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// `maxmemory-clients`: bytes, or a percentage of `maxmemory` (0 = no limit).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClientsMemory {
+    /// An absolute number of bytes.
+    Bytes(u64),
+    /// A percentage of `maxmemory`.
+    Percent(u64),
+}
+
 /// All settings of a running server.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -48,6 +72,14 @@ pub struct Config {
     pub busy_poll_usec: u32,
     /// Most clients served at once.
     pub maxclients: usize,
+    /// Listen queue length (`tcp-backlog`).
+    pub tcp_backlog: i32,
+    /// Without a password, refuse clients that are not on loopback (`protected-mode`).
+    pub protected_mode: bool,
+    /// `client-output-buffer-limit` of the normal, replica and pubsub classes.
+    pub obuf_limits: [ObufLimit; 3],
+    /// Memory all clients' buffers together may use before the biggest are dropped.
+    pub maxmemory_clients: ClientsMemory,
     /// Idle seconds before a client is closed (0 = never).
     pub timeout: u64,
     /// Largest bulk argument accepted.
@@ -74,6 +106,8 @@ pub struct Config {
     pub rdbcompression: bool,
     /// Write and verify the RDB's CRC-64.
     pub rdbchecksum: bool,
+    /// Microseconds a save sleeps after each key (Redis's test-only `rdb-key-save-delay`).
+    pub rdb_key_save_delay: i64,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,
     /// Ask the kernel not to use transparent huge pages for this process.
@@ -123,6 +157,14 @@ impl Default for Config {
             hz: 10,
             busy_poll_usec: 50,
             maxclients: 10000,
+            tcp_backlog: 511,
+            protected_mode: true,
+            obuf_limits: [
+                ObufLimit { hard: 0, soft: 0, soft_secs: 0 },
+                ObufLimit { hard: 256 << 20, soft: 64 << 20, soft_secs: 60 },
+                ObufLimit { hard: 32 << 20, soft: 8 << 20, soft_secs: 60 },
+            ],
+            maxmemory_clients: ClientsMemory::Bytes(0),
             timeout: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
@@ -136,6 +178,7 @@ impl Default for Config {
             save: vec![(3600, 1), (300, 100), (60, 10000)],
             rdbcompression: true,
             rdbchecksum: true,
+            rdb_key_save_delay: 0,
             stop_writes_on_bgsave_error: true,
             disable_thp: true,
             keyspace_hugepages: false,
@@ -194,6 +237,23 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("hz", [], true, |c| c.hz.to_string(), |c, v| c.hz = num(one(v)?, 0, i32::MAX as i64)?.clamp(1, 500) as u32),
     opt!("maxclients", [], true, |c| c.maxclients.to_string(), |c, v| c.maxclients =
         num(one(v)?, 1, u32::MAX as i64)? as usize),
+    opt!("tcp-backlog", [], false, |c| c.tcp_backlog.to_string(), |c, v| c.tcp_backlog =
+        num(one(v)?, 0, i32::MAX as i64)? as i32),
+    opt!("protected-mode", [], true, |c| yn(c.protected_mode), |c, v| c.protected_mode = yesno(one(v)?)?),
+    opt!("client-output-buffer-limit", [], true, |c| obuf_limits_text(&c.obuf_limits), |c, v| obuf_limits(
+        &mut c.obuf_limits,
+        &words(v)
+    )?),
+    opt!(
+        "maxmemory-clients",
+        [],
+        true,
+        |c| match c.maxmemory_clients {
+            ClientsMemory::Bytes(b) => b.to_string(),
+            ClientsMemory::Percent(p) => format!("{p}%"),
+        },
+        |c, v| c.maxmemory_clients = clients_memory(one(v)?)?
+    ),
     opt!("timeout", [], true, |c| c.timeout.to_string(), |c, v| c.timeout = num(one(v)?, 0, i32::MAX as i64)? as u64),
     opt!("proto-max-bulk-len", [], true, |c| c.proto_max_bulk_len.to_string(), |c, v| c.proto_max_bulk_len =
         mem(one(v)?, 1024 * 1024, u32::MAX as i64)?),
@@ -221,6 +281,8 @@ pub static OPTIONS: &[OptionDef] = &[
     }),
     opt!("rdbcompression", [], true, |c| yn(c.rdbcompression), |c, v| c.rdbcompression = yesno(one(v)?)?),
     opt!("rdbchecksum", [], false, |c| yn(c.rdbchecksum), |c, v| c.rdbchecksum = yesno(one(v)?)?),
+    opt!("rdb-key-save-delay", [], true, |c| c.rdb_key_save_delay.to_string(), |c, v| c.rdb_key_save_delay =
+        num(one(v)?, i32::MIN as i64, i32::MAX as i64)?),
     opt!("stop-writes-on-bgsave-error", [], true, |c| yn(c.stop_writes_on_bgsave_error), |c, v| c
         .stop_writes_on_bgsave_error =
         yesno(one(v)?)?),
@@ -502,6 +564,53 @@ fn mem(s: &str, min: i64, max: i64) -> Result<i64, String> {
         return Err(format!("argument must be between {min} and {max} inclusive"));
     }
     Ok(v)
+}
+
+fn obuf_limits_text(l: &[ObufLimit; 3]) -> String {
+    let parts: Vec<String> =
+        OBUF_CLASSES.iter().zip(l).map(|(n, l)| format!("{n} {} {} {}", l.hard, l.soft, l.soft_secs)).collect();
+    parts.join(" ")
+}
+
+/// Parses `<class> <hard> <soft> <seconds>` groups; all are checked before any applies.
+fn obuf_limits(l: &mut [ObufLimit; 3], w: &[String]) -> Result<(), String> {
+    if !w.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut next = *l;
+    for g in w.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
+        let hard = parse_memory(&g[1]).filter(|&v| v >= 0).ok_or_else(bad)? as u64;
+        let soft = parse_memory(&g[2]).filter(|&v| v >= 0).ok_or_else(bad)? as u64;
+        let soft_secs = g[3].parse::<i64>().ok().filter(|&v| v >= 0).ok_or_else(bad)? as u64;
+        next[class] = ObufLimit { hard, soft, soft_secs };
+    }
+    *l = next;
+    Ok(())
+}
+
+/// Parses `maxmemory-clients`: a memory value or a percentage up to 100.
+fn clients_memory(s: &str) -> Result<ClientsMemory, String> {
+    if let Some(p) = s.strip_suffix('%') {
+        let p: i64 = p.parse().map_err(|_| "argument must be a memory or percent value".to_string())?;
+        if p > 100 {
+            return Err("percentage argument must be less or equal to 100".into());
+        }
+        if p < 0 {
+            return Err("argument must be a memory or percent value".into());
+        }
+        return Ok(ClientsMemory::Percent(p as u64));
+    }
+    match parse_memory(s) {
+        Some(b) if b >= 0 => Ok(ClientsMemory::Bytes(b as u64)),
+        _ => Err("argument must be a memory or percent value".into()),
+    }
 }
 
 fn filename(s: &str) -> Result<String, String> {

@@ -11,14 +11,15 @@
 //! the clients, and it forks only between commands, so a child sees every data
 //! structure at rest and needs no lock held by anyone.
 
-use crate::client::{Client, READ_CHUNK};
+use crate::client::Client;
 use crate::cmd::{Args, dispatch};
 use crate::protocol::request::{ArgSource, Limits};
+use crate::query_buffer::{self, READ_CHUNK};
 use crate::server::Server;
 use crate::{cron, notice, verbose, warning};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ struct Loop {
     pending_write: Vec<usize>,
     /// Clients that still had input when their read budget ran out.
     pending_read: Vec<usize>,
+    /// A descriptor kept back to refuse connections when none are left.
+    spare: crate::fdlimit::Spare,
 }
 
 /// Binds the configured addresses and serves until shutdown.
@@ -63,6 +66,7 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
                 format!("Could not create server TCP listening socket {host}:{}: {e}", srv.config.port),
             )
         })?;
+        set_backlog(&l, srv.config.tcp_backlog);
         poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
         srv.tcp_port = l.local_addr()?.port();
         srv.listener_fds.push(std::os::fd::AsRawFd::as_raw_fd(&l));
@@ -70,7 +74,8 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
     }
     install_signal_handlers();
     notice!("Ready to accept connections tcp on port {}", srv.tcp_port);
-    let mut lp = Loop { poll, listeners, pending_write: Vec::new(), pending_read: Vec::new() };
+    let spare = crate::fdlimit::Spare::new();
+    let mut lp = Loop { poll, listeners, pending_write: Vec::new(), pending_read: Vec::new(), spare };
     let mut events = Events::with_capacity(1024);
     let period = Duration::from_millis(1000 / srv.config.hz.max(1) as u64);
     let mut next_cron = Instant::now() + period;
@@ -111,6 +116,7 @@ pub fn serve(srv: &mut Server) -> io::Result<()> {
         before_sleep(srv, &mut lp);
         if Instant::now() >= next_cron {
             cron::run(srv);
+            crate::client_limits::evict_over_limit(srv);
             // Clients the cron marked for closing (idle `timeout`) get no more
             // reads; the next write pass frees them once their replies are out.
             lp.pending_write.extend(srv.clients.iter().filter(|(_, c)| c.close_after_reply).map(|(t, _)| t));
@@ -140,12 +146,34 @@ fn install_signal_handlers() {
     }
 }
 
+/// Listens with `tcp-backlog` (mio binds with 128), warning as Redis does
+/// when the kernel caps it lower.
+fn set_backlog(l: &TcpListener, backlog: i32) {
+    let max = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|s| s.trim().parse::<i32>().ok());
+    if let Some(max) = max.filter(|&m| m < backlog) {
+        warning!(
+            "WARNING: The TCP backlog setting of {backlog} cannot be enforced because /proc/sys/net/core/somaxconn is set to the lower value of {max}."
+        );
+    }
+    // SAFETY: listen(2) again on our listening socket only changes its backlog.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(l), backlog) };
+}
+
 fn accept(srv: &mut Server, lp: &mut Loop, idx: usize) {
     loop {
         let (mut stream, addr) = match lp.listeners[idx].accept() {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                // Out of descriptors: drain the queue, refusing each
+                // connection, so the edge-triggered listener never wedges.
+                warning!("Accepting client connection: {e}");
+                let refused = lp.spare.refuse_all(&lp.listeners[idx]);
+                srv.stats.connections_received += refused;
+                srv.stats.rejected_connections += refused;
+                return;
+            }
             Err(e) => {
                 warning!("Accepting client connection: {e}");
                 return;
@@ -153,8 +181,12 @@ fn accept(srv: &mut Server, lp: &mut Loop, idx: usize) {
         };
         srv.stats.connections_received += 1;
         if srv.clients.len() >= srv.config.maxclients {
-            let _ = stream.write(b"-ERR max number of clients reached\r\n");
+            let _ = stream.write(crate::fdlimit::FULL);
             srv.stats.rejected_connections += 1;
+            continue;
+        }
+        if crate::admission::protected_denied(srv.config.protected_mode, srv.auth_required(), &addr) {
+            let _ = stream.write(crate::admission::DENIED);
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -180,17 +212,22 @@ fn read_client(srv: &mut Server, lp: &mut Loop, token: usize) {
     let mut reads = 0;
     while !c.close_after_reply {
         let conn = c.conn.as_mut().expect("network client");
-        make_room(conn);
-        let room = conn.qbuf.len() - conn.qlen;
-        match conn.stream.read(&mut conn.qbuf[conn.qlen..]) {
+        let Ok(room) = query_buffer::make_room(conn) else {
+            warning!("Closing client: no memory for its query buffer: {}", c.info_line(srv.ks.now));
+            closed = true;
+            break;
+        };
+        match query_buffer::read_into(conn, room) {
             Ok(0) => {
                 closed = true;
                 break;
             }
             Ok(n) => {
-                conn.qlen += n;
                 srv.stats.net_input_bytes += n as u64;
-                process_input(srv, &mut c);
+                if process_input(srv, &mut c) {
+                    closed = true;
+                    break;
+                }
                 let conn = c.conn.as_ref().expect("network client");
                 if conn.qlen - conn.qpos > srv.config.client_query_buffer_limit {
                     warning!("Closing client that reached max query buffer length: {}", c.info_line(srv.ks.now));
@@ -227,32 +264,15 @@ fn read_client(srv: &mut Server, lp: &mut Loop, token: usize) {
     srv.clients.put_back(token, c);
 }
 
-/// Ensures spare room for the next read: compacts parsed bytes away, then
-/// grows (a big bulk in progress gets room for more of itself, up to 1 MiB).
-fn make_room(conn: &mut crate::client::Conn) {
-    let want = conn.parser.pending_bulk().map_or(READ_CHUNK, |b| (b + 2).clamp(READ_CHUNK, 1 << 20));
-    if conn.qbuf.len() - conn.qlen >= want.min(READ_CHUNK) {
-        return;
-    }
-    let keep = conn.parser.keep_from(conn.qpos);
-    if keep > 0 {
-        conn.qbuf.copy_within(keep..conn.qlen, 0);
-        conn.parser.shift(keep);
-        conn.qlen -= keep;
-        conn.qpos -= keep;
-    }
-    if conn.qbuf.len() - conn.qlen < want {
-        let new_len = (conn.qlen + want).max(conn.qbuf.len() * 2).max(READ_CHUNK);
-        conn.qbuf.resize(new_len, 0);
-    }
-}
-
 /// Parses and runs every complete request in the client's query buffer.
-fn process_input(srv: &mut Server, c: &mut Client) {
+/// True when the client went over an output limit and must be dropped now.
+fn process_input(srv: &mut Server, c: &mut Client) -> bool {
+    let mut dropped = false;
     let conn = c.conn.as_mut().expect("network client");
     let qbuf = std::mem::take(&mut conn.qbuf);
     let mut parser = std::mem::take(&mut conn.parser);
-    let (mut qpos, qlen) = (conn.qpos, conn.qlen);
+    let (mut qpos, mut qlen) = (conn.qpos, conn.qlen);
+    let mut qbuf = qbuf;
     while !c.close_after_reply {
         let lim = Limits {
             max_bulk: srv.config.proto_max_bulk_len,
@@ -260,34 +280,60 @@ fn process_input(srv: &mut Server, c: &mut Client) {
         };
         match parser.parse(&qbuf[..qlen], &mut qpos, lim) {
             Ok(true) => {
+                if parser.detached() > 0 {
+                    // The command's first bytes waited aside: they go behind
+                    // the received bytes for the time of the command.
+                    let conn = c.conn.as_mut().expect("network client");
+                    parser.relocate_detached(qbuf.len());
+                    qbuf.extend_from_slice(&std::mem::take(&mut conn.prefix));
+                }
                 let (ranges, src) = parser.args();
-                let buf = if src == ArgSource::Inline { parser.inline_buf() } else { &qbuf[..qlen] };
+                let end = qbuf.len();
+                let buf = if src == ArgSource::Inline { parser.inline_buf() } else { &qbuf[..end] };
+                c.qbuf_window = Some((qbuf.as_ptr() as usize, qbuf.as_ptr() as usize + end));
                 dispatch(srv, c, &Args::new(buf, ranges));
+                c.qbuf_window = None;
+                if let Some(ad) = c.adoption.take() {
+                    // The command took a big argument as its value: the
+                    // buffer becomes that value, the rest moves to a new one.
+                    let (val, rest) = query_buffer::adopt(&mut qbuf, qpos, qlen, ad.range);
+                    if let Some(crate::value::Value::Raw(slot)) = srv.ks.dbs[ad.db].dict.get_mut(&ad.key) {
+                        *slot = val;
+                    }
+                    qbuf = rest;
+                    (qpos, qlen) = (0, qbuf.len());
+                }
+                qbuf.truncate(qlen);
+                if crate::client_limits::output_exceeded(srv, c) {
+                    dropped = true;
+                    break;
+                }
             }
             Ok(false) => break,
             Err(e) => {
-                verbose!("Protocol error ({}) from client: {}", e.0, c.info_line(srv.ks.now));
-                c.reply.error(&format!("ERR Protocol error: {}", e.0));
+                verbose!("Protocol error ({}) from client: {}", e.0.escape_ascii(), c.info_line(srv.ks.now));
+                let mut msg = b"ERR Protocol error: ".to_vec();
+                msg.extend_from_slice(&e.0);
+                c.reply.error_bytes(&msg);
                 srv.stats.error_replies += 1;
                 c.close_after_reply = true;
             }
         }
     }
     let conn = c.conn.as_mut().expect("network client");
-    if parser.at_boundary() && qpos == qlen {
-        qpos = 0;
-        conn.qlen = 0;
-        if qbuf.len() > 4 * READ_CHUNK {
-            // A large request was served: give the memory back.
-            conn.qbuf = Vec::new();
-            conn.qpos = 0;
-            conn.parser = parser;
-            return;
-        }
+    if parser.at_boundary() && qbuf.capacity() > 4 * READ_CHUNK {
+        // A large request was served: give the memory back.
+        qbuf = qbuf[qpos..qlen].to_vec();
+        (qpos, qlen) = (0, qbuf.len());
+    } else if parser.at_boundary() && qpos == qlen {
+        qbuf.clear();
+        (qpos, qlen) = (0, 0);
     }
     conn.qbuf = qbuf;
+    conn.qlen = qlen;
     conn.qpos = qpos;
     conn.parser = parser;
+    dropped
 }
 
 /// Writes pending replies; runs once per pass, after all commands of the pass.

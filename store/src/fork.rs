@@ -10,6 +10,26 @@
 //! logger (a single `write(2)`, no lock). It never touches the AOF buffers or
 //! the fsync thread's state, and it ends with `_exit`, running no destructors
 //! (which would touch, and so copy, every page of the keyspace).
+//!
+//! **An orphan never publishes.** A child whose parent died (kill -9, OOM
+//! killer) must not rename its snapshot over the dump later: by then a
+//! restarted instance may have saved newer data there. Two things ensure it:
+//! 1. Right after the fork the child asks the kernel for SIGKILL when its
+//!    parent dies (`PR_SET_PDEATHSIG`), then compares `getppid()` with the
+//!    pid the parent had before forking: a parent that died before the
+//!    `prctl` left the child reparented already, and it exits at once.
+//!    From then on the parent's death kills the child asynchronously.
+//! 2. Just before the rename that publishes a file, the child checks
+//!    `getppid()` again ([`orphaned`], called by `fsutil::replace_durably`).
+//!
+//! The only window left is between that check and the `rename(2)` a few
+//! instructions later: a parent dying there has the kernel kill the child
+//! as it exits, microseconds later, long before a new instance could have
+//! started, loaded its data and saved. The AOF rewrite child never renames
+//! (the parent installs its file), so its orphan only leaves a temp file.
+//! The signal is tied to the thread that forked: the event-loop thread,
+//! which is the main thread, so it fires exactly when the process dies.
+//! Both calls are plain syscalls (no lock, no allocation).
 
 use crate::childinfo::{self, Record, Reporter};
 use crate::server::Server;
@@ -18,7 +38,17 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
+
+/// In a child: the pid of the parent that forked it (0 in the server itself).
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// True in a fork child whose parent has died: it must not publish anything.
+pub fn orphaned() -> bool {
+    let parent = PARENT.load(Ordering::Relaxed);
+    parent != 0 && nix::unistd::getppid().as_raw() != parent
+}
 
 /// What a child is doing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,6 +113,7 @@ impl Exit {
 pub fn start(srv: &mut Server, kind: ChildKind, work: impl FnOnce(&Server, &mut Reporter) -> i32) -> nix::Result<Pid> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
     let keys_total = srv.ks.total_keys() as u64;
+    let parent = nix::unistd::getpid();
     let t = Instant::now();
     // SAFETY: see the module comment: called on the only thread that owns the
     // data, between commands; the child only does async-signal-tolerant work
@@ -90,6 +121,7 @@ pub fn start(srv: &mut Server, kind: ChildKind, work: impl FnOnce(&Server, &mut 
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Child => {
             drop(rd);
+            die_with_parent(parent);
             in_child(&srv.listener_fds);
             let mut reporter = Reporter::new(wr);
             let code = work(srv, &mut reporter);
@@ -117,6 +149,18 @@ pub fn start(srv: &mut Server, kind: ChildKind, work: impl FnOnce(&Server, &mut 
             });
             Ok(child)
         }
+    }
+}
+
+/// Child-side: SIGKILL when the parent dies; exit now if it already has
+/// (see "An orphan never publishes" above).
+fn die_with_parent(parent: Pid) {
+    PARENT.store(parent.as_raw(), Ordering::Relaxed);
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; a plain syscall.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    if orphaned() {
+        // SAFETY: ends the child without running destructors or atexit handlers.
+        unsafe { libc::_exit(1) }
     }
 }
 

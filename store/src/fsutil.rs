@@ -83,6 +83,9 @@ pub fn replace_durably<T>(
         let inner = w.into_inner().map_err(|e| e.into_error())?;
         inner.file().sync_all()?;
         drop(inner);
+        if crate::fork::orphaned() {
+            return Err(io::Error::other("the server process died: not replacing the file"));
+        }
         std::fs::rename(tmp, target)?;
         fsync_dir(target)?;
         Ok(out)

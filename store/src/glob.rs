@@ -1,102 +1,122 @@
-//! Glob-style matching as Redis's `stringmatchlen` defines it (KEYS, SCAN
-//! MATCH, CONFIG GET): `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape.
+//! Glob-style matching exactly as Redis 7.0's `stringmatchlen` (KEYS, SCAN
+//! MATCH, CONFIG GET): `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape,
+//! including its edge cases:
+//! - an unclosed `[` takes the rest of the pattern as its class (`a[b`
+//!   matches `ab`), and so does a range ending in `]` (`[a-]`);
+//! - inside a class an escaped byte is compared case-sensitively even with
+//!   `nocase`, and range ends compare as signed C chars;
+//! - a non-empty pattern never matches the empty string (not even `*`);
+//! - star groups nest at most 1000 deep (a deeper one fails to match).
 //!
-//! Star handling backtracks to the most recent star only, so matching is
-//! O(pattern × string) even for patterns like `a*a*a*a*b`.
+//! A star that cannot match the rest from any later position ends the whole
+//! search (Redis's `skipLongerMatches`), so matching stays polynomial.
 
 /// True when `s` matches `pattern`; `nocase` folds ASCII case.
 pub fn matches(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    let (mut p, mut i) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
-    while i < s.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((ok, next)) = class(pattern, p, s[i], nocase)
-                        && ok
-                    {
-                        p = next;
-                        i += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if eq(pattern[p + 1], s[i]) {
-                        p += 2;
-                        i += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if eq(c, s[i]) {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        // Mismatch: let the last star absorb one more byte, or fail.
-        match star {
-            Some((sp, si)) => {
-                star = Some((sp, si + 1));
-                p = sp;
-                i = si + 1;
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
+    let mut skip_longer = false;
+    match_impl(pattern, s, nocase, &mut skip_longer, 0)
 }
 
-/// Matches `c` against the class starting at `pattern[p] == '['`; returns
-/// whether it matched and the position after the class.
-fn class(pattern: &[u8], mut p: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
-    p += 1;
-    let negate = pattern.get(p) == Some(&b'^');
-    if negate {
-        p += 1;
+/// The pattern byte at `i`, or 0 past the end (Redis reads the C string's NUL there).
+fn at(p: &[u8], i: usize) -> u8 {
+    p.get(i).copied().unwrap_or(0)
+}
+
+fn lower(c: i32) -> i32 {
+    if (b'A' as i32..=b'Z' as i32).contains(&c) { c + 32 } else { c }
+}
+
+fn match_impl(pattern: &[u8], string: &[u8], nocase: bool, skip_longer: &mut bool, nesting: u32) -> bool {
+    if nesting > 1000 {
+        return false;
     }
-    let fold = |x: u8| if nocase { x.to_ascii_lowercase() } else { x };
-    let c = fold(c);
-    let mut matched = false;
-    loop {
-        let &pc = pattern.get(p)?;
-        if pc == b']' {
+    let (mut p, mut s) = (0usize, 0usize);
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    while p < pattern.len() && s < string.len() {
+        match pattern[p] {
+            b'*' => {
+                while p < pattern.len() && at(pattern, p + 1) == b'*' {
+                    p += 1;
+                }
+                if p + 1 == pattern.len() {
+                    return true;
+                }
+                while s < string.len() {
+                    if match_impl(&pattern[p + 1..], &string[s..], nocase, skip_longer, nesting + 1) {
+                        return true;
+                    }
+                    if *skip_longer {
+                        return false;
+                    }
+                    s += 1;
+                }
+                *skip_longer = true;
+                return false;
+            }
+            b'?' => s += 1,
+            b'[' => {
+                p += 1;
+                let negate = at(pattern, p) == b'^';
+                if negate {
+                    p += 1;
+                }
+                let c = string[s];
+                let mut matched = false;
+                loop {
+                    let left = pattern.len().saturating_sub(p);
+                    let pc = at(pattern, p);
+                    if pc == b'\\' && left >= 2 {
+                        p += 1;
+                        matched |= pattern[p] == c;
+                    } else if pc == b']' {
+                        break;
+                    } else if left == 0 {
+                        // Unclosed: the class ran to the end of the pattern.
+                        p -= 1;
+                        break;
+                    } else if left >= 3 && pattern[p + 1] == b'-' {
+                        // C chars are signed: bytes >= 0x80 sort below 0.
+                        let (mut lo, mut hi, mut ch) = (pc as i8 as i32, pattern[p + 2] as i8 as i32, c as i8 as i32);
+                        if lo > hi {
+                            std::mem::swap(&mut lo, &mut hi);
+                        }
+                        if nocase {
+                            (lo, hi, ch) = (lower(lo), lower(hi), lower(ch));
+                        }
+                        p += 2;
+                        matched |= ch >= lo && ch <= hi;
+                    } else {
+                        matched |= eq(pc, c);
+                    }
+                    p += 1;
+                }
+                if matched == negate {
+                    return false;
+                }
+                s += 1;
+            }
+            c => {
+                let c = if c == b'\\' && pattern.len() - p >= 2 {
+                    p += 1;
+                    pattern[p]
+                } else {
+                    c
+                };
+                if !eq(c, string[s]) {
+                    return false;
+                }
+                s += 1;
+            }
+        }
+        p += 1;
+        if s == string.len() {
+            while at(pattern, p) == b'*' {
+                p += 1;
+            }
             break;
         }
-        if pc == b'\\' && p + 1 < pattern.len() {
-            p += 1;
-            matched |= fold(pattern[p]) == c;
-        } else if pattern.get(p + 1) == Some(&b'-') && p + 2 < pattern.len() && pattern[p + 2] != b']' {
-            let (mut lo, mut hi) = (fold(pc), fold(pattern[p + 2]));
-            if lo > hi {
-                std::mem::swap(&mut lo, &mut hi);
-            }
-            matched |= (lo..=hi).contains(&c);
-            p += 2;
-        } else {
-            matched |= fold(pc) == c;
-        }
-        p += 1;
     }
-    Some((matched != negate, p + 1))
+    p >= pattern.len() && s == string.len()
 }
 
 #[cfg(test)]
@@ -117,5 +137,15 @@ mod tests {
         assert!(!matches(b"a*a*a*a*a*a*a*a*b", &[b'a'; 100], false));
         assert!(matches(b"*a*b", b"xxaxxb", false));
         assert!(!matches(b"abc", b"ab", false));
+        // Redis's edge cases.
+        assert!(matches(b"a[b", b"ab", false));
+        assert!(!matches(b"a[b", b"a[b", false));
+        assert!(matches(b"[a-]", b"b", false) == matches(b"[a-]x", b"b", false));
+        assert!(!matches(b"*", b"", false));
+        assert!(matches(b"", b"", false));
+        assert!(!matches(b"[\\A]", b"a", true));
+        let deep: Vec<u8> = b"*a".repeat(1001);
+        assert!(!matches(&deep, &b"a".repeat(1001), false));
+        assert!(matches(&b"*a".repeat(999), &b"a".repeat(999), false));
     }
 }

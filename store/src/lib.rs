@@ -53,9 +53,11 @@
 //! - [`markers`]: no-inline functions at those moments, for cowscope's
 //!   uprobes.
 
+pub mod admission;
 pub mod aof;
 pub mod childinfo;
 pub mod client;
+pub mod client_limits;
 pub mod cmd;
 pub mod config;
 pub mod cron;
@@ -63,6 +65,7 @@ pub mod dict;
 pub mod durability;
 pub mod event_loop;
 pub mod expire;
+pub mod fdlimit;
 pub mod fork;
 pub mod fsutil;
 pub mod glob;
@@ -71,6 +74,7 @@ pub mod log;
 pub mod markers;
 pub mod memory;
 pub mod protocol;
+pub mod query_buffer;
 pub mod rdb;
 pub mod sbytes;
 pub mod server;

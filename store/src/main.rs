@@ -2,7 +2,7 @@
 
 use cowstore::config::Config;
 use cowstore::server::Server;
-use cowstore::{aof, event_loop, log, notice, snapshot, warning};
+use cowstore::{aof, event_loop, fdlimit, log, notice, snapshot, warning};
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -46,6 +46,14 @@ fn main() {
         let _ = std::fs::write(&config.pidfile, format!("{}\n", std::process::id()));
     }
     notice!("cowstore version={}, pid={}, just started", env!("CARGO_PKG_VERSION"), std::process::id());
+    let mut config = config;
+    match fdlimit::fit_maxclients(config.maxclients) {
+        Ok(n) => config.maxclients = n,
+        Err(e) => {
+            warning!("{e}");
+            std::process::exit(1);
+        }
+    }
     let mut srv = Server::new(config);
     if let Err(e) = load_data(&mut srv) {
         warning!("{e}");

@@ -21,6 +21,8 @@ pub struct Stats {
     pub net_output_bytes: u64,
     /// `total_error_replies`
     pub error_replies: u64,
+    /// `evicted_clients`: clients dropped by `maxmemory-clients`.
+    pub evicted_clients: u64,
     /// `latest_fork_usec`: how long the last fork() took in the parent.
     pub latest_fork_usec: u64,
     /// `total_forks`
@@ -202,6 +204,17 @@ impl Server {
 pub fn apply_config(srv: &mut Server, next: Config, changed: &[&str]) -> Result<(), String> {
     if changed.contains(&"dir") {
         std::env::set_current_dir(&next.dir).map_err(|e| format!("Changing directory: {e}"))?;
+    }
+    if changed.contains(&"maxclients") && next.maxclients > srv.config.maxclients {
+        let fits = crate::fdlimit::fit_maxclients(next.maxclients)?;
+        if fits != next.maxclients {
+            crate::warning!(
+                "Failed applying new configuration. Possibly related to new maxclients setting. Restoring previous settings."
+            );
+            return Err(format!(
+                "The operating system is not able to handle the specified number of clients, try with {fits}"
+            ));
+        }
     }
     if changed.contains(&"loglevel") {
         crate::log::set_level(&next.loglevel);

@@ -66,7 +66,7 @@ impl Default for RdbState {
 
 /// The `rdbcompression`/`rdbchecksum` settings as writer options.
 pub fn save_options(c: &Config, aof_base: bool) -> SaveOptions {
-    SaveOptions { compression: c.rdbcompression, checksum: c.rdbchecksum, aof_base }
+    SaveOptions { compression: c.rdbcompression, checksum: c.rdbchecksum, aof_base, key_delay_us: c.rdb_key_save_delay }
 }
 
 /// The dump's path (`dir` is the working directory).

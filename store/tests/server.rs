@@ -353,6 +353,15 @@ fn config_set_round_trips_every_mutable_option() {
         case("set-max-intset-entries", "100", "100", Some("-1")),
         case("zset-max-listpack-entries", "64", "64", Some("abc")),
         case("zset-max-listpack-value", "32", "32", Some("abc")),
+        case("protected-mode", "no", "no", Some("maybe")),
+        case(
+            "client-output-buffer-limit",
+            "normal 1mb 512kb 10",
+            "normal 1048576 524288 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+            Some("normal 1 2"),
+        ),
+        case("maxmemory-clients", "10%", "10%", Some("200%")),
+        case("rdb-key-save-delay", "7", "7", Some("x")),
     ];
     for o in cowstore::config::OPTIONS.iter().filter(|o| o.mutable) {
         assert!(cases.iter().any(|c| c.name == o.name), "add a CONFIG SET round-trip case for '{}'", o.name);

@@ -7,7 +7,7 @@ use super::manifest::{AofFile, FileType, Manifest};
 use super::{Aof, State, base_name, flush, incr_name, manifest_name, rewrite};
 use crate::notice;
 use crate::server::Server;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::time::Duration;
 
 impl Aof {
@@ -30,7 +30,11 @@ impl Aof {
     pub fn switch_to_new_incr(&mut self, appendfilename: &str) -> std::io::Result<()> {
         let seq = self.manifest.last_incr_seq() + 1;
         let name = incr_name(appendfilename, seq);
-        File::create(self.path(&name))?;
+        // Never truncate: a file of that name with data in it is not ours to reuse.
+        let f = OpenOptions::new().create(true).append(true).open(self.path(&name))?;
+        if f.metadata()?.len() > 0 {
+            return Err(std::io::Error::other(format!("{name} exists and is not empty; refusing to overwrite it")));
+        }
         let mut m = self.manifest.clone();
         m.incrs.push(AofFile { name: name.clone(), seq, kind: FileType::Incr });
         m.persist(&self.dir, &manifest_name(appendfilename))?;
@@ -55,19 +59,32 @@ pub fn open_on_startup(srv: &mut Server) -> Result<(), String> {
     crate::fsutil::fsync_dir(&srv.aof.dir)
         .map_err(|e| format!("Can't fsync the parent of AOF directory {}: {e}", srv.aof.dir.display()))?;
     let aof_err = |e: std::io::Error| format!("Can't open the append-only file: {e}");
+    // Files are only created here, never replaced: one that exists already
+    // belongs to an AOF no valid manifest describes, and stays as it is.
+    let unlisted =
+        |p: &std::path::Path| format!("{} exists but no AOF manifest lists it; refusing to overwrite it", p.display());
+    let before = srv.aof.manifest.clone();
     if srv.aof.manifest.base.is_none() && srv.aof.manifest.incrs.is_empty() {
         let preamble = srv.config.aof_use_rdb_preamble;
         let base = base_name(&name, 1, preamble);
+        if srv.aof.path(&base).exists() {
+            return Err(unlisted(&srv.aof.path(&base)));
+        }
         rewrite::write_base(&srv.ks, &srv.config, &srv.aof.path(&base), &srv.aof.dir.join(format!("temp-{base}")))
             .map_err(aof_err)?;
         srv.aof.manifest.base = Some(AofFile { name: base, seq: 1, kind: FileType::Base });
     }
     if srv.aof.manifest.incrs.is_empty() {
         let incr = incr_name(&name, 1);
-        File::create(srv.aof.path(&incr)).map_err(aof_err)?;
+        OpenOptions::new().write(true).create_new(true).open(srv.aof.path(&incr)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists { unlisted(&srv.aof.path(&incr)) } else { aof_err(e) }
+        })?;
         srv.aof.manifest.incrs.push(AofFile { name: incr, seq: 1, kind: FileType::Incr });
     }
-    srv.aof.persist_manifest(&name).map_err(aof_err)?;
+    // A valid manifest that lists everything is left byte for byte as it is.
+    if srv.aof.manifest != before || !srv.aof.path(&manifest_name(&name)).exists() {
+        srv.aof.persist_manifest(&name).map_err(aof_err)?;
+    }
     let last = srv.aof.manifest.incrs.last().expect("one incr").name.clone();
     srv.aof.other_size = files_size(srv, true);
     srv.aof.open_incr(&last).map_err(aof_err)?;
@@ -102,7 +119,7 @@ pub fn turn_on(srv: &mut Server) -> Result<(), String> {
         srv.aof.fsync = Some(FsyncWorker::start().map_err(|e| e.to_string())?);
     }
     if let Ok(text) = std::fs::read_to_string(srv.aof.path(&manifest_name(&srv.config.appendfilename))) {
-        srv.aof.manifest = Manifest::parse(&text).unwrap_or_default();
+        srv.aof.manifest = Manifest::parse(&text).map_err(|e| format!("Invalid AOF manifest: {e}"))?;
     }
     srv.aof.state = State::WaitRewrite;
     srv.ks.log_expired = true;

@@ -6,6 +6,13 @@
 //! the file truncated to the last whole command when `aof-load-truncated yes`
 //! (likewise a MULTI without its EXEC); anything else malformed stops startup
 //! with the file and byte offset named, and no file is changed.
+//!
+//! Only what the AOF writer emits is replayed: commands that change data,
+//! SELECT, and MULTI/EXEC. Anything else (BGREWRITEAOF, SHUTDOWN, CONFIG,
+//! DEBUG...) would administer the server while it loads, so a file holding it
+//! is refused as corrupt. Bytes that do not start a command (`*`) are corrupt
+//! wherever they are, the end of the last file included; only a command cut
+//! short is a tail that `aof-load-truncated` may repair.
 
 use super::manifest::{AofFile, FileType, Manifest};
 use super::manifest_name;
@@ -48,6 +55,10 @@ pub fn load_at_startup(srv: &mut Server) -> Result<bool, String> {
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("Can't read the AOF manifest {}: {e}", manifest_path.display()))?;
     let m = Manifest::parse(&text).map_err(|e| format!("Invalid AOF manifest {}: {e}", manifest_path.display()))?;
+    if m.base.is_none() && m.incrs.is_empty() {
+        // Redis refuses this too: starting empty would overwrite the files.
+        return Err(format!("Found an empty AOF manifest: {}", manifest_path.display()));
+    }
     let files: Vec<&AofFile> = m.base.iter().chain(&m.incrs).collect();
     let t = std::time::Instant::now();
     for (i, f) in files.iter().enumerate() {
@@ -93,6 +104,13 @@ fn replay_file(srv: &mut Server, path: &Path, last: bool) -> Result<(), String> 
                         path.display()
                     ));
                 };
+                if !replayable(cmd) {
+                    return Err(format!(
+                        "Bad file format reading the append only file {} at byte offset {valid_up_to}: '{}' is not a command the AOF writer logs",
+                        path.display(),
+                        String::from_utf8_lossy(&args[0])
+                    ));
+                }
                 if cmd.name == "multi" {
                     before_multi = valid_up_to;
                 }
@@ -124,6 +142,12 @@ fn replay_file(srv: &mut Server, path: &Path, last: bool) -> Result<(), String> 
         return repair_truncated(srv, path, last, before_multi);
     }
     Ok(())
+}
+
+/// Whether the AOF writer can have logged `cmd`: a data command, SELECT, or
+/// the MULTI/EXEC around a transaction.
+fn replayable(cmd: &crate::cmd::Command) -> bool {
+    cmd.flags & crate::cmd::flags::WRITE != 0 || matches!(cmd.name, "select" | "multi" | "exec")
 }
 
 fn repair_truncated(srv: &Server, path: &Path, last: bool, cut: u64) -> Result<(), String> {
@@ -192,11 +216,17 @@ fn read_header(r: &mut BufReader<File>, pos: &mut u64, kind: u8) -> Result<i64, 
     let mut line = Vec::new();
     let got = r.read_until(b'\n', &mut line).map_err(|e| ReadError::Corrupt(at, format!("read error: {e}")))?;
     *pos += got as u64;
+    // The first byte decides, as in Redis: trailing bytes that do not start
+    // a command are corrupt even when the file ends in them.
+    match line.first() {
+        None => return Err(ReadError::Truncated),
+        Some(&c) if c != kind => {
+            return Err(ReadError::Corrupt(at, format!("expected '{}', got '{}'", kind as char, c.escape_ascii())));
+        }
+        Some(_) => {}
+    }
     if line.last() != Some(&b'\n') {
         return Err(ReadError::Truncated);
-    }
-    if line[0] != kind {
-        return Err(ReadError::Corrupt(at, format!("expected '{}', got '{}'", kind as char, line[0].escape_ascii())));
     }
     let body =
         line[1..].strip_suffix(b"\r\n").ok_or_else(|| ReadError::Corrupt(at, "line not terminated by CRLF".into()))?;

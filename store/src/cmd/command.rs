@@ -73,7 +73,7 @@ pub fn command(ctx: &mut Ctx, a: &Args) {
             }
         }
         "count" | "getkeys" | "help" => ctx.err(&format!("ERR wrong number of arguments for 'command|{sub}' command")),
-        _ => ctx.err(&format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&a[1]))),
+        _ => ctx.c.reply.error_with("ERR unknown subcommand '", &a[1], 128, "'. Try COMMAND HELP."),
     }
 }
 

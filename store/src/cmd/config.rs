@@ -37,7 +37,7 @@ pub fn config(ctx: &mut Ctx, a: &Args) {
         "get" | "set" | "resetstat" | "help" => {
             ctx.err(&format!("ERR wrong number of arguments for 'config|{sub}' command"))
         }
-        _ => ctx.err(&format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&a[1]))),
+        _ => ctx.c.reply.error_with("ERR unknown subcommand '", &a[1], 128, "'. Try CONFIG HELP."),
     }
 }
 

@@ -81,7 +81,7 @@ fn hello(ctx: &mut Ctx, a: &Args) {
                 name = Some(a[i + 1].to_vec());
                 i += 2;
             }
-            _ => return ctx.err(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&a[i]))),
+            _ => return ctx.c.reply.error_with("ERR Syntax error in HELLO option '", &a[i], usize::MAX, "'"),
         }
     }
     if let Some((user, pass)) = creds {
@@ -246,6 +246,6 @@ fn client(ctx: &mut Ctx, a: &Args) {
             }
         }
         "id" | "getname" | "setname" | "setinfo" | "info" | "no-evict" | "no-touch" | "help" => arity_err(ctx),
-        _ => ctx.err(&format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&a[1]))),
+        _ => ctx.c.reply.error_with("ERR unknown subcommand '", &a[1], 128, "'. Try CLIENT HELP."),
     }
 }

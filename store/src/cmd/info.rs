@@ -129,6 +129,12 @@ fn memory(srv: &Server, out: &mut String) {
     field!(out, "maxmemory_human", "0B");
     field!(out, "maxmemory_policy", "noeviction");
     field!(out, "mem_fragmentation_ratio", format!("{:.2}", m.rss as f64 / m.allocated.max(1) as f64));
+    field!(out, "mem_clients_slaves", 0);
+    field!(
+        out,
+        "mem_clients_normal",
+        srv.clients.iter().map(|(_, c)| crate::client_limits::client_memory(c)).sum::<usize>()
+    );
     field!(out, "mem_allocator", "jemalloc");
     field!(out, "anon_huge_pages", m.anon_huge_pages);
     field!(out, "anon_huge_pages_human", human(m.anon_huge_pages));
@@ -149,6 +155,7 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "rejected_connections", s.rejected_connections);
     field!(out, "expired_keys", srv.ks.stats.expired);
     field!(out, "evicted_keys", 0);
+    field!(out, "evicted_clients", s.evicted_clients);
     field!(out, "keyspace_hits", srv.ks.stats.hits);
     field!(out, "keyspace_misses", srv.ks.stats.misses);
     field!(out, "pubsub_channels", 0);

@@ -143,13 +143,24 @@ fn set(ctx: &mut Ctx, a: &Args) {
         }
         return;
     }
+    let val = match ctx.c.qbuf_window {
+        Some((start, _)) if crate::query_buffer::adoptable(ctx.c.qbuf_window, &a[2]) => {
+            // Stored for now as an empty string; the event loop moves the
+            // query buffer in as the value once the command is done.
+            let at = a[2].as_ptr() as usize - start;
+            let key = key.to_vec();
+            ctx.c.adoption = Some(crate::query_buffer::Adoption { db, key, range: (at, at + a[2].len()) });
+            Value::Raw(Box::default())
+        }
+        _ => Value::string(&a[2]),
+    };
     match ttl {
         Ttl::At(when) => {
-            ctx.srv.ks.set_expiring(db, key, Value::string(&a[2]), Some(when));
+            ctx.srv.ks.set_expiring(db, key, val, Some(when));
             // Logged with an absolute expiry so replaying it later is exact.
             ctx.log_as(&[&[b"SET", key, &a[2], b"PXAT", when.to_string().as_bytes()]]);
         }
-        _ => ctx.srv.ks.set(db, key, Value::string(&a[2]), ttl == Ttl::Keep),
+        _ => ctx.srv.ks.set(db, key, val, ttl == Ttl::Keep),
     }
     if !want_get {
         ctx.c.reply.ok();

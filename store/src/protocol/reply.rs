@@ -37,9 +37,25 @@ impl Reply {
     /// An error; `msg` starts with its code (`ERR ...`, `WRONGTYPE ...`).
     /// Newlines in `msg` are replaced so they cannot break the protocol.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// An error made of text and a client's bytes, as C's `%.Ns` prints them:
+    /// up to a NUL, at most `max` bytes, unchanged otherwise.
+    pub fn error_with(&mut self, before: &str, arg: &[u8], max: usize, after: &str) {
+        let end = arg.iter().position(|&c| c == 0).unwrap_or(arg.len()).min(max);
+        let mut msg = before.as_bytes().to_vec();
+        msg.extend_from_slice(&arg[..end]);
+        msg.extend_from_slice(after.as_bytes());
+        self.error_bytes(&msg);
+    }
+
+    /// An error reply of raw bytes (a client's bytes echoed as they came);
+    /// CR and LF become spaces, as in Redis.
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.errors += 1;
         self.buf.push(b'-');
-        self.buf.extend(msg.bytes().map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+        self.buf.extend(msg.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
         self.buf.extend_from_slice(b"\r\n");
     }
 

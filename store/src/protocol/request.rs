@@ -22,9 +22,10 @@ pub struct Limits {
     pub unauthenticated: bool,
 }
 
-/// A protocol violation; the server replies `-ERR Protocol error: <msg>` and closes.
+/// A protocol violation; the server replies `-ERR Protocol error: <msg>` and
+/// closes. Bytes, not text: a client's byte is echoed as it came.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub struct ProtocolError(pub Vec<u8>);
 
 /// Where a complete command's arguments live.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -44,6 +45,8 @@ pub struct RequestParser {
     bulk_len: Option<usize>,
     /// Where the command being parsed starts in the buffer.
     start: usize,
+    /// How many of `args` lie outside the buffer (see [`detach_prefix`](Self::detach_prefix)).
+    detached: usize,
     /// Argument ranges of the current command.
     args: Vec<(usize, usize)>,
     /// Unescaped bytes of an inline command's arguments.
@@ -59,6 +62,7 @@ impl RequestParser {
         loop {
             if self.multibulk_left == 0 {
                 self.args.clear();
+                self.detached = 0;
                 self.source = None;
                 if *pos >= buf.len() {
                     return Ok(false);
@@ -100,7 +104,9 @@ impl RequestParser {
                                 }
                                 return Ok(false);
                             };
-                            return Err(proto(&format!("expected '$', got '{}'", c as char)));
+                            let mut msg = b"expected '$', got '".to_vec();
+                            msg.extend_from_slice(&[c, b'\'']);
+                            return Err(ProtocolError(msg));
                         }
                         let Some((n, next)) = header_line(buf, *pos, "too big bulk count string")? else {
                             return Ok(false);
@@ -136,6 +142,11 @@ impl RequestParser {
         self.bulk_len
     }
 
+    /// Heap bytes the parser holds (argument ranges, unescaped inline arguments).
+    pub fn memory(&self) -> usize {
+        self.args.capacity() * std::mem::size_of::<(usize, usize)>() + self.inline_buf.capacity()
+    }
+
     /// The complete command's argument ranges and which buffer they index.
     pub fn args(&self) -> (&[(usize, usize)], ArgSource) {
         (&self.args, self.source.unwrap_or(ArgSource::QueryBuffer))
@@ -163,11 +174,38 @@ impl RequestParser {
     pub fn shift(&mut self, n: usize) {
         self.start -= n.min(self.start);
         if self.source != Some(ArgSource::Inline) {
-            for r in &mut self.args {
+            for r in &mut self.args[self.detached..] {
                 r.0 -= n;
                 r.1 -= n;
             }
         }
+    }
+
+    /// The caller moves the bytes of the command in progress from `from` up
+    /// to the current position out of the buffer (to let a big bulk start a
+    /// new allocation); the arguments parsed so far now index those moved
+    /// bytes, until [`relocate_detached`](Self::relocate_detached).
+    pub fn detach_prefix(&mut self, from: usize) {
+        for r in &mut self.args {
+            r.0 -= from;
+            r.1 -= from;
+        }
+        self.detached = self.args.len();
+        self.start = 0;
+    }
+
+    /// Arguments of the command in progress that lie in detached bytes.
+    pub fn detached(&self) -> usize {
+        self.detached
+    }
+
+    /// The detached bytes were put back into the buffer at `offset`.
+    pub fn relocate_detached(&mut self, offset: usize) {
+        for r in &mut self.args[..self.detached] {
+            r.0 += offset;
+            r.1 += offset;
+        }
+        self.detached = 0;
     }
 
     /// Parses one inline line: `Some(true)` a command, `Some(false)` incomplete,
@@ -200,14 +238,20 @@ impl RequestParser {
 }
 
 fn proto(msg: &str) -> ProtocolError {
-    ProtocolError(msg.to_string())
+    ProtocolError(msg.as_bytes().to_vec())
 }
 
-/// Position of the `\r` ending the line that starts at `from`, if the `\n`
-/// after it has arrived too.
+/// C's `isspace`: Rust's ASCII whitespace plus the vertical tab.
+fn c_isspace(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
+/// Position of the `\r` ending the line that starts at `from`, if the byte
+/// after it has arrived too. Redis finds the `\r` with strchr(), which stops
+/// at a NUL: a NUL before it leaves the line incomplete (until too big).
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let r = buf[from..].iter().position(|&c| c == b'\r')? + from;
-    (r + 1 < buf.len()).then_some(r)
+    let r = buf[from..].iter().position(|&c| c == b'\r' || c == 0)? + from;
+    (buf[r] == b'\r' && r + 1 < buf.len()).then_some(r)
 }
 
 /// Parses a `*N` or `$N` header at `at`: `Ok(None)` if incomplete, else the
@@ -232,7 +276,7 @@ fn header_line(buf: &[u8], at: usize, too_big: &str) -> Result<Option<(Option<i6
 fn split_inline(line: &[u8], out: &mut Vec<u8>, args: &mut Vec<(usize, usize)>) -> Result<(), ()> {
     let mut i = 0;
     loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
+        while i < line.len() && c_isspace(line[i]) {
             i += 1;
         }
         if i >= line.len() {
@@ -261,7 +305,7 @@ fn split_inline(line: &[u8], out: &mut Vec<u8>, args: &mut Vec<(usize, usize)>) 
                         });
                     }
                     Some(b'"') => {
-                        if line.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                        if line.get(i + 1).is_some_and(|&c| !c_isspace(c)) {
                             return Err(());
                         }
                         in_dq = false;
@@ -278,7 +322,7 @@ fn split_inline(line: &[u8], out: &mut Vec<u8>, args: &mut Vec<(usize, usize)>) 
                         out.push(b'\'');
                     }
                     Some(b'\'') => {
-                        if line.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                        if line.get(i + 1).is_some_and(|&c| !c_isspace(c)) {
                             return Err(());
                         }
                         in_sq = false;
@@ -391,7 +435,7 @@ mod tests {
 
     #[test]
     fn errors_match_redis() {
-        let e = |b: &[u8]| parse_all(b).unwrap_err().0;
+        let e = |b: &[u8]| String::from_utf8_lossy(&parse_all(b).unwrap_err().0).into_owned();
         assert_eq!(e(b"*x\r\n"), "invalid multibulk length");
         assert_eq!(e(b"*3000000000\r\n"), "invalid multibulk length");
         assert_eq!(e(b"*1\r\n:1\r\n"), "expected '$', got ':'");
@@ -406,6 +450,11 @@ mod tests {
         assert_eq!(e(&nul), "too big inline request");
         let mut unauth = RequestParser::default();
         let lim = Limits { max_bulk: 1 << 29, unauthenticated: true };
-        assert_eq!(unauth.parse(b"*11\r\n", &mut 0, lim).unwrap_err().0, "unauthenticated multibulk length");
+        assert_eq!(unauth.parse(b"*11\r\n", &mut 0, lim).unwrap_err().0, b"unauthenticated multibulk length");
+        // Redis's bytes: a raw byte echoed, \v as whitespace, a NUL in a header waits.
+        assert_eq!(parse_all(b"*1\r\n\xf4\r\n").unwrap_err().0, b"expected '$', got '\xf4'");
+        assert_eq!(parse_all(b"\x0bPING\r\n").unwrap(), vec![vec![b"PING".to_vec()]]);
+        assert!(parse_all(b"*1\x00\r\n$4\r\nPING\r\n").unwrap().is_empty());
+        assert!(parse_all(b"*1\r\n$4\x00\r\nPING\r\n").unwrap().is_empty());
     }
 }

@@ -461,7 +461,10 @@ mod tests {
     /// Builds a dump by hand with the pre-7.0 plain encodings (types 1, 2, 3,
     /// 4 and an old seconds expiry) that Redis 7.0 still loads.
     fn old_style_dump() -> Vec<u8> {
-        let mut w = RdbWriter::new(Vec::new(), SaveOptions { compression: false, checksum: true, aof_base: false });
+        let mut w = RdbWriter::new(
+            Vec::new(),
+            SaveOptions { compression: false, checksum: true, aof_base: false, key_delay_us: 0 },
+        );
         w.header().unwrap();
         let raw = |w: &mut RdbWriter<Vec<u8>>, t: u8, key: &[u8]| {
             w.put_raw(&[t]).unwrap();

@@ -26,6 +26,8 @@ pub struct SaveOptions {
     pub checksum: bool,
     /// Mark the file as an AOF base (`aof-base` aux field).
     pub aof_base: bool,
+    /// Microseconds to sleep after each key (`rdb-key-save-delay`, for tests).
+    pub key_delay_us: i64,
 }
 
 /// An RDB encoder over any writer, keeping the running checksum.
@@ -274,6 +276,9 @@ impl<W: Write> RdbWriter<W> {
             for node in db.dict.iter() {
                 let exp = if check_expires { db.expires.get(&node.key).copied() } else { None };
                 self.key(&node.key, &node.val, exp)?;
+                if self.opts.key_delay_us > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(self.opts.key_delay_us as u64));
+                }
                 done += 1;
                 if done.is_multiple_of(PROGRESS_EVERY) {
                     progress(done);
