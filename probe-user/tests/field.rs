@@ -9,11 +9,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::{Command, Stdio};
 
 /// Runs `cowscope run -- cowscope-groundtruth ARGS... RESULT`; returns
 /// cowscope's report and the workload's result.
@@ -190,15 +186,6 @@ fn children_sharing_memory_open_no_window() {
     assert_eq!(num(&report["cow"]["total"]["parent_window"], "faults"), 0);
 }
 
-/// Waits for `path` to exist (bounded).
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn attaching_mid_window_counts_every_copy_after_the_attach() {
     require_root();
@@ -235,23 +222,29 @@ fn attaching_mid_window_counts_every_copy_after_the_attach() {
     self_check_trusted(&report);
 }
 
-#[test]
-fn interval_reports_of_a_running_target_are_consistent_and_add_up() {
-    let (dir, result) = (scratch("intervals"), "result.json");
-    let result = dir.join(result);
+/// Runs `cowscope run --json -i INTERVAL -- cowscope-groundtruth forker ARGS`;
+/// returns its reports and the workload's result.
+fn forker_intervals(name: &str, interval: &str, args: &[&str]) -> (Vec<Value>, Value) {
     require_root();
     enable_delayacct();
-    let gt = groundtruth();
+    let result = scratch(name).join("result.json");
     let out = cowscope()
-        .args(["run", "--as-user", "root", "--json", "-i", "0.5", "--"])
-        .arg(&gt)
-        .args(["forker", "64", "400", "3"])
+        .args(["run", "--as-user", "root", "--json", "-i", interval, "--"])
+        .arg(groundtruth())
+        .arg("forker")
+        .args(args)
         .arg(&result)
         .output()
         .expect("cowscope");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reports: Vec<Value> =
+    let reports =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    (reports, read_json(&result))
+}
+
+#[test]
+fn interval_reports_of_a_running_target_are_consistent_and_add_up() {
+    let (reports, truth) = forker_intervals("intervals", "0.5", &["64", "400", "3"]);
     assert!(reports.len() >= 5, "{} reports", reports.len());
     let mut copies = 0;
     for r in &reports {
@@ -259,7 +252,6 @@ fn interval_reports_of_a_running_target_are_consistent_and_add_up() {
         consistent(r);
         copies += window_copies(r);
     }
-    let truth = read_json(&result);
     // The intervals partition the recording: their copies add up to the kernel's.
     within_1pct("copies summed over the intervals", copies, kernel_copies(&truth));
     assert_eq!(reports.iter().map(|r| num(&r["forks"], "count")).sum::<u64>(), num(&truth, "forks"));
@@ -267,22 +259,8 @@ fn interval_reports_of_a_running_target_are_consistent_and_add_up() {
 
 #[test]
 fn the_page_map_holds_only_open_windows() {
-    require_root();
-    enable_delayacct();
-    let dir = scratch("bounded");
-    let result = dir.join("result.json");
     // 64 MiB = 16,384 pages, rewritten after each of 12 forks.
-    let out = cowscope()
-        .args(["run", "--as-user", "root", "--json", "-i", "1", "--"])
-        .arg(groundtruth())
-        .args(["forker", "64", "500", "6"])
-        .arg(&result)
-        .output()
-        .expect("cowscope");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reports: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
-    let truth = read_json(&result);
+    let (reports, truth) = forker_intervals("bounded", "1", &["64", "500", "6"]);
     assert!(num(&truth, "forks") >= 10, "{truth}");
     for r in &reports {
         // One open window and the pages written outside any: never the closed ones.

@@ -8,12 +8,11 @@
 
 mod common;
 
-use common::{enable_delayacct, groundtruth, num, read_json, require_root, scratch};
+use common::{enable_delayacct, groundtruth, num, read_json, require_root, scratch, wait_for};
 use serde_json::Value;
 use std::{
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
 /// Copies allowed per fork window beyond the pages written.
@@ -140,15 +139,6 @@ fn spawn_children_share_memory_and_exit_0() {
     assert!(spawned > 0 && vforked > 0 && spawned != vforked, "{v}");
     assert_eq!(v["child"], serde_json::json!([spawned, vforked]));
     assert!(copies(&v) <= 4, "no window, yet copies: {v}");
-}
-
-/// Polls until `path` exists, failing the test after 30 s.
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 use common::data::{assert_same, capture, load_mixed};
-use common::{RedisServer, Server, info_field, q, temp_dir};
+use common::{RedisServer, Server, info_field, q, start_expect_exit, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -186,30 +186,6 @@ fn appendonly_turned_on_at_runtime_writes_a_base_first() {
     drop(s);
     let s2 = Server::start_in(dir, &["--appendonly", "yes"]);
     assert_same(&capture(&mut s2.client()), &want, "after restart");
-}
-
-/// Starts cowstore on an existing directory; returns (exit code, log) if it
-/// exits within a few seconds, or None if it is still running (then kills it).
-fn start_expect_exit(dir: &Path, extra: &[&str]) -> Option<(Option<i32>, String)> {
-    let log = dir.join("start.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cowstore"))
-        .args(["--port", &common::free_port().to_string(), "--save", "", "--dir", dir.to_str().unwrap()])
-        .args(extra)
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some((st.code(), std::fs::read_to_string(&log).unwrap()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 fn incr_path(dir: &Path) -> PathBuf {

@@ -3,34 +3,10 @@
 //! and big or slow inputs. Each test reproduces one case.
 
 mod common;
-use common::{Server, q};
+use common::{Server, q, start_expect_exit};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Starts cowstore on `dir`; returns (exit code, log) if it exits within a
-/// few seconds, or None if it kept running (it is then killed).
-fn start_expect_exit(dir: &Path, extra: &[&str]) -> Option<(Option<i32>, String)> {
-    let log = dir.join("start.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cowstore"))
-        .args(["--port", &common::free_port().to_string(), "--save", "", "--dir", dir.to_str().unwrap()])
-        .args(extra)
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some((st.code(), std::fs::read_to_string(&log).unwrap()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
 
 fn aof_dir(dir: &Path) -> PathBuf {
     dir.join("appendonlydir")

@@ -8,8 +8,19 @@ use std::{
 
 /// Debian packages the tests use: real Redis tools for interop and load, and
 /// bpftrace and bpftool for cowscope's overhead comparison.
-const PACKAGES: &[(&str, &str)] =
-    &[("redis-server", "redis-server"), ("redis-cli", "redis-tools"), ("bpftrace", "bpftrace"), ("bpftool", "bpftool")];
+/// Debian packages the tests and benchmarks need: (a program on PATH, or an
+/// absolute path, that shows the package is there; the package).
+const PACKAGES: &[(&str, &str)] = &[
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
+    ("bpftrace", "bpftrace"),
+    ("bpftool", "bpftool"),
+    ("fusermount3", "fuse3"),
+    ("/usr/include/fuse3/fuse.h", "libfuse3-dev"),
+    ("pkg-config", "pkg-config"),
+    ("ss", "iproute2"),
+    ("setpriv", "util-linux"),
+];
 
 /// The nightly that builds cowscope's eBPF programs (its LLVM is the one
 /// bpf-linker links against).
@@ -135,7 +146,11 @@ fn tracefs() -> Result<()> {
     status(Command::new("mount").args(["-t", "tracefs", "nodev", TRACEFS]))
 }
 
+/// Whether `bin` is a program on PATH (or, if absolute, an existing file).
 fn on_path(bin: &str) -> bool {
+    if bin.starts_with('/') {
+        return std::path::Path::new(bin).exists();
+    }
     Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 

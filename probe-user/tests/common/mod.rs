@@ -110,3 +110,12 @@ pub fn stop(child: Child) -> Value {
 pub fn enable_delayacct() {
     std::fs::write("/proc/sys/kernel/task_delayacct", "1").expect("enable kernel.task_delayacct");
 }
+
+/// Waits for `path` to exist (at most 30 s).
+pub fn wait_for(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -8,7 +8,7 @@ pub use test_support::{Raw, Resp, answers_ping, bulk, free_port, int, line, read
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -277,4 +277,28 @@ pub fn info_field(con: &mut redis::Connection, name: &str) -> String {
         .unwrap_or_else(|| panic!("INFO has no {name}"))
         .trim()
         .to_string()
+}
+
+/// Starts cowstore on an existing directory; returns (exit code, log) if it
+/// exits within a few seconds, or None if it is still running (then kills it).
+pub fn start_expect_exit(dir: &Path, extra: &[&str]) -> Option<(Option<i32>, String)> {
+    let log = dir.join("start.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cowstore"))
+        .args(["--port", &free_port().to_string(), "--save", "", "--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some((st.code(), std::fs::read_to_string(&log).unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
