@@ -25,6 +25,11 @@ pub fn monotonic_ns() -> u64 {
 
 /// How often the target's mappings (`/proc/PID/maps` only) are reread while recording.
 const REREAD_NS: u64 = 1_000_000_000;
+/// How long after a fork its child's address space is read: a large child's
+/// smaps takes milliseconds of CPU to read, which on the parent's CPU made
+/// the parent's `fork()` return that much later (the first records of the
+/// child, such as its `sync_file_range` calls, wake cowscope at once).
+const CHILD_READ_DELAY_NS: u64 = 20_000_000;
 
 /// State accumulated over one recording.
 pub struct Recorder {
@@ -50,6 +55,8 @@ pub struct Recorder {
     selfcheck: SelfCheck,
     /// The self-check pair before each window of the target opened.
     window_pairs: HashMap<u32, Pair>,
+    /// Children whose address space is to be read: (child, parent, epoch, when).
+    to_read: Vec<(u32, u32, u32, u64)>,
     /// Closed windows of the target waiting for a pair after their exit.
     checks_due: Vec<u32>,
     interval_start: u64,
@@ -83,6 +90,7 @@ impl Recorder {
             seen: HashMap::new(),
             selfcheck: SelfCheck::new(root),
             window_pairs: HashMap::new(),
+            to_read: Vec::new(),
             checks_due: Vec::new(),
             interval_start: now,
             interval_pair: None,
@@ -116,17 +124,8 @@ impl Recorder {
         match record {
             Record::Fork(e) => {
                 if e.clone_flags & CLONE_VM == 0 {
-                    // The child's address space is the parent's as it was at
-                    // the fork (the parent's copies and THP splits have not
-                    // touched it), and reading it does not hold up the parent.
-                    // A child already gone leaves the parent's mappings (not
-                    // a walk of its page tables) to place its pages.
-                    match AddressSpace::read(e.child) {
-                        Some(space) => {
-                            self.at_fork.insert((e.parent, e.epoch), space);
-                        }
-                        None => self.reread_maps(e.parent),
-                    }
+                    let due = e.entry_ns + e.latency_ns + CHILD_READ_DELAY_NS;
+                    self.to_read.push((e.child, e.parent, e.epoch, due));
                     if e.parent == self.root
                         && let Some(pair) = self.selfcheck.before(e.entry_ns)
                     {
@@ -138,6 +137,7 @@ impl Recorder {
             Record::Exit(e) if e.tgid == self.root => self.root_exit = Some(Ending::of(e)),
             Record::Exit(e) => self.forks.exit(e),
             Record::WindowEnd(e) => {
+                self.read_children(u64::MAX);
                 let attached = self.forks.windows.iter().any(|w| w.child == e.child && w.attached_mid_window);
                 if let Some((parent, epoch)) = self.forks.window_end(e) {
                     if attached && e.ts < self.followed_at {
@@ -158,6 +158,7 @@ impl Recorder {
                 if e.parent == self.root {
                     self.selfcheck.sample(monotonic_ns(), probe.copies_and_fills(self.root));
                 }
+                self.read_children(u64::MAX);
                 if let Some((parent, epoch)) = self.forks.exiting(e)
                     && !self.at_fork.contains_key(&(parent, epoch))
                 {
@@ -229,12 +230,31 @@ impl Recorder {
         self.vmstat_last = procfs::vmstat();
         self.selfcheck.sample(now, probe.copies_and_fills(self.root));
         self.check_windows();
+        self.read_children(now);
         if self.root_exit.is_none() && now.saturating_sub(self.last_read) >= REREAD_NS {
             self.last_read = now;
             self.reread_maps(self.root);
         }
         if self.forks.open() {
             self.forks.sample(now, |pid| probe.copies(pid));
+        }
+    }
+
+    /// Reads the address space of each child due by `now`: the parent's as it
+    /// was at the fork (the parent's copies and THP splits have not touched
+    /// it), and reading it does not hold up the parent. A child already gone
+    /// leaves the parent's mappings (not a walk of its page tables) to place
+    /// its pages.
+    fn read_children(&mut self, now: u64) {
+        let (due, later): (Vec<_>, Vec<_>) = self.to_read.drain(..).partition(|r| r.3 <= now);
+        self.to_read = later;
+        for (child, parent, epoch, _) in due {
+            match AddressSpace::read(child) {
+                Some(space) => {
+                    self.at_fork.insert((parent, epoch), space);
+                }
+                None => self.reread_maps(parent),
+            }
         }
     }
 
@@ -310,6 +330,7 @@ impl Recorder {
                 self.latest.insert(self.root, space);
             }
         }
+        self.read_children(now);
         let counters = probe.counters()?;
         let (cow, entries) = self.cow(probe, scope)?;
         let c = |i: u32| counters[i as usize];
