@@ -61,7 +61,9 @@ fn finish_sync(ctx: &TracePointContext, kind: u64) {
         latency_ns: now().wrapping_sub(call.ts),
         ret: read(ctx, field!(sys_ret)).unwrap_or(0) as i64,
     };
-    emit(sync.event());
+    // No wake-up: a BGSAVE child's sync_file_range calls would wake cowscope
+    // right after the fork, on the parent's CPU (userspace drains every 100 ms).
+    emit_lazy(sync.event());
 }
 
 /// `syscalls:sys_enter_fsync`.
