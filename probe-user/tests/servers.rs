@@ -34,26 +34,8 @@ struct Server {
     args: fn(port: u16, dir: &Path) -> Vec<String>,
 }
 
-const REDIS: Server = Server {
-    name: "redis-server",
-    binary: || "redis-server".to_string(),
-    args: |port, dir| {
-        [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.display().to_string(),
-        ]
-        .map(str::to_string)
-        .to_vec()
-    },
-};
+const REDIS: Server =
+    Server { name: "redis-server", binary: || "redis-server".to_string(), args: test_support::server_args };
 
 const COWSTORE: Server = Server { name: "cowstore", binary: cowstore_path, args: REDIS.args };
 

@@ -18,7 +18,7 @@ use cowstore::rdb::load::{LoadOptions, load_rdb};
 use cowstore::rdb::save::{SaveOptions, write_rdb};
 use cowstore::server::Server;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunConfig, TestRunner};
+use proptest::test_runner::{Config as RunConfig, TestCaseError, TestRunner};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -95,9 +95,19 @@ fn edits() -> impl Strategy<Value = (usize, Vec<Edit>)> {
 }
 
 /// Counts a case and records the largest peak seen with its input size.
-fn note(worst: &Cell<(usize, usize, usize)>, peak: usize, len: usize) {
+/// Notes one case's heap peak in `worst` (largest peak, its input length,
+/// cases run) and checks it against [`alloc_bound`].
+fn within_bound(worst: &Cell<(usize, usize, usize)>, peak: usize, len: usize) -> Result<(), TestCaseError> {
     let (p, l, n) = worst.get();
     worst.set(if peak > p { (peak, len, n + 1) } else { (p, l, n + 1) });
+    prop_assert!(peak <= alloc_bound(len), "{peak} bytes for {len} input bytes");
+    Ok(())
+}
+
+/// Prints what a fuzz run saw.
+fn summary(worst: &Cell<(usize, usize, usize)>) {
+    let (peak, len, cases) = worst.get();
+    eprintln!("{cases} cases; largest heap peak {peak} bytes, for {len} input bytes");
 }
 
 fn runner(cases: u32) -> TestRunner {
@@ -188,13 +198,10 @@ fn fuzz_resp_parser() {
                 assert!(pos <= end);
             }
         });
-        note(&worst, peak, input.len());
-        prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
-        Ok(())
+        within_bound(&worst, peak, input.len())
     })
     .unwrap();
-    let (peak, len, cases) = worst.get();
-    eprintln!("{cases} cases; largest heap peak {peak} bytes, for {len} input bytes");
+    summary(&worst);
 }
 
 #[test]
@@ -212,13 +219,10 @@ fn fuzz_rdb_loader() {
             let opts = LoadOptions { verify_checksum, skip_expired: false, limits };
             let _ = load_rdb(&input[..], &mut ks, opts);
         });
-        note(&worst, peak, input.len());
-        prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
-        Ok(())
+        within_bound(&worst, peak, input.len())
     })
     .unwrap();
-    let (peak, len, cases) = worst.get();
-    eprintln!("{cases} cases; largest heap peak {peak} bytes, for {len} input bytes");
+    summary(&worst);
 }
 
 #[test]
@@ -245,12 +249,9 @@ fn fuzz_aof_loader() {
             let _ = cowstore::aof::load::load_at_startup(&mut srv);
         });
         drop(srv);
-        note(&worst, peak, input.len());
-        prop_assert!(peak <= alloc_bound(input.len()), "{peak} bytes for {} input bytes", input.len());
-        Ok(())
+        within_bound(&worst, peak, input.len())
     })
     .unwrap();
-    let (peak, len, cases) = worst.get();
-    eprintln!("{cases} cases; largest heap peak {peak} bytes, for {len} input bytes");
+    summary(&worst);
     let _ = std::fs::remove_dir_all(&dir);
 }

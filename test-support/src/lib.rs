@@ -121,6 +121,16 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The options every harness starts a server (redis-server or cowstore)
+/// with: `port` on loopback, persistence off, files in `dir`. Callers add
+/// their own after these (later options win).
+pub fn server_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+    let (port, dir) = (port.to_string(), dir.display().to_string());
+    ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir]
+        .map(str::to_string)
+        .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,23 +75,9 @@ pub fn start(which: Which, pin: bool, extra: &[&str]) -> Result<Running> {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("bench-{}-{}-{n}", which.name(), std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let dir_s = dir.display().to_string();
     let started = test_support::start_server(|port| {
-        let port_s = port.to_string();
-        let common = [
-            "--port",
-            &port_s,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-            "--dir",
-            &dir_s,
-        ];
+        let mut common = test_support::server_args(port, &dir);
+        common.extend(["--enable-debug-command", "yes"].map(str::to_string));
         let mut cmd = match which {
             Which::Cowstore => pinned(pin, 0, &setup::target_dir().join("release/cowstore")),
             Which::Redis => {

@@ -176,25 +176,8 @@ impl RedisServer {
     /// Starts redis-server in `dir` with persistence off plus `extra` arguments.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> RedisServer {
         let started = test_support::start_server(|port| {
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--enable-debug-command",
-                "yes",
-                "--dir",
-                &dir.display().to_string(),
-                "--daemonize",
-                "no",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut args = test_support::server_args(port, &dir);
+            args.extend(["--enable-debug-command", "yes", "--daemonize", "no"].map(str::to_string));
             args.extend(extra.iter().map(|s| s.to_string()));
             Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
         });
